@@ -1,0 +1,228 @@
+"""The configuration of one training run, validated once at the boundary.
+
+``RunConfig.from_dict`` is the only way a run config enters the library: unknown keys, missing
+keys, wrong types and out-of-range values all fail here with a ``ConfigError`` that names the
+key, before anything is compiled or written. This module imports no JAX, so the workflow can
+validate its whole run grid at parse time in milliseconds.
+
+Defaults are the paper's protocol (Sec. "Optimization protocol" of shared/paper.md): 5000 steps,
+M = 6000 samples, cosine decay of the learning rate from 0.03 to 0, diagonal shift 1e-4,
+exchange moves up to graph distance 2, float64 parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+MECHANISMS = ("t5", "decoupled", "factored")
+"""The three attention mechanisms, spelled as everywhere in this project."""
+
+
+class ConfigError(ValueError):
+    """A run config that cannot describe a valid run; the message names the offending key."""
+
+
+def check_vit_arguments(
+    L: int, *, d_model: int, n_heads: int, patch_size: int, attention: str
+) -> None:
+    """Raise ConfigError naming the first argument that makes no valid ViT for an L x L lattice."""
+    if attention not in MECHANISMS:
+        raise ConfigError(f"attention={attention!r} is not one of {MECHANISMS}")
+    for name, value in (("d_model", d_model), ("n_heads", n_heads), ("patch_size", patch_size)):
+        if not _is_int(value) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {name}={value!r}")
+    if d_model % n_heads:
+        raise ConfigError(f"n_heads={n_heads} does not divide d_model={d_model}")
+    if L % patch_size:
+        raise ConfigError(f"L={L} is not divisible by patch_size={patch_size}")
+    if (L * L) % 2:
+        raise ConfigError(f"L={L} gives an odd number of sites, which has no total Sz = 0 sector")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one optimization run. Field docstrings give units and ranges."""
+
+    # --- physics -------------------------------------------------------------------------
+    L: int
+    """Linear lattice size; N = L^2 sites on a torus."""
+    J2: float
+    """Next-nearest-neighbour coupling J2/J1."""
+    # --- model ---------------------------------------------------------------------------
+    n_layers: int
+    """Number of encoder blocks n_l."""
+    attention: str
+    """Attention mechanism: 't5', 'decoupled' or 'factored'."""
+    d_model: int = 60
+    """Embedding dimension d."""
+    n_heads: int = 10
+    """Number of heads h (divides d)."""
+    patch_size: int = 2
+    """Linear patch size b (divides L)."""
+    dtype: str = "float64"
+    """Parameter dtype: 'float64' or 'float32'."""
+    # --- optimization --------------------------------------------------------------------
+    seed: int = 0
+    """Seed of the parameter initialization; the sampler uses seed + 1."""
+    n_steps: int = 5000
+    """Number of optimization steps."""
+    n_samples: int = 6000
+    """Monte Carlo samples M per step."""
+    n_chains: int | None = None
+    """Markov chains; None means one chain per sample (M chains)."""
+    n_discard_per_chain: int = 0
+    """Sweeps discarded per chain at each step (chains persist across steps)."""
+    d_max: int = 2
+    """Exchange moves swap spins up to this graph distance."""
+    learning_rate: float = 0.03
+    """Initial learning rate of the cosine decay."""
+    learning_rate_final: float = 0.0
+    """Learning rate reached at the last step."""
+    diag_shift: float = 1e-4
+    """Diagonal shift of stochastic reconfiguration."""
+    chunk_size: int | None = None
+    """Samples per forward/backward chunk; None evaluates all M at once."""
+    # --- outputs -------------------------------------------------------------------------
+    n_samples_final: int = 600_000
+    """Fresh samples for the final energy estimate."""
+    snapshot_steps: tuple[int, ...] | None = None
+    """Steps whose parameters are saved for analysis; None: 0, ~10 log-spaced, and the last."""
+    snapshot_dtype: str = "float32"
+    """Dtype of intermediate snapshots; the final parameters are always saved in float64."""
+    checkpoint_every: int = 50
+    """Write a checkpoint at least every this many steps."""
+    checkpoint_seconds: float = 600.0
+    """... and at least every this many wall-clock seconds."""
+    log_every: int = 10
+    """Progress line every this many steps."""
+    protocol: str = "custom"
+    """Name of the protocol this run follows, shown in every table and figure."""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        """Validate a plain mapping (from YAML or JSON) and build the config."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a run config must be a mapping, got {type(raw).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown}; valid keys are {sorted(fields)}")
+        missing = [
+            name for name, f in fields.items()
+            if f.default is dataclasses.MISSING and name not in raw
+        ]
+        if missing:
+            raise ConfigError(f"missing required key(s) {missing}")
+        values = dict(raw)
+        if isinstance(values.get("snapshot_steps"), list):
+            values["snapshot_steps"] = tuple(values["snapshot_steps"])
+        config = cls(**values)
+        config._validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if out["snapshot_steps"] is not None:
+            out["snapshot_steps"] = list(out["snapshot_steps"])
+        return out
+
+    def replace(self, **changes) -> RunConfig:
+        return RunConfig.from_dict({**self.to_dict(), **changes})
+
+    # --- validation ------------------------------------------------------------------------
+    def _validate(self) -> None:
+        for name in ("L", "n_layers", "d_model", "n_heads", "patch_size", "seed", "n_steps",
+                     "n_samples", "n_discard_per_chain", "d_max", "n_samples_final",
+                     "checkpoint_every", "log_every"):
+            if not _is_int(getattr(self, name)):
+                raise ConfigError(f"{name} must be an integer, got {name}={getattr(self, name)!r}")
+        for name in ("J2", "learning_rate", "learning_rate_final", "diag_shift",
+                     "checkpoint_seconds"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {name}={value!r}")
+        positive = ("L", "n_layers", "n_steps", "n_samples", "d_max", "n_samples_final",
+                    "checkpoint_every", "log_every", "learning_rate", "diag_shift",
+                    "checkpoint_seconds")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {name}={getattr(self, name)!r}")
+        for name in ("seed", "n_discard_per_chain", "learning_rate_final"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {name}={getattr(self, name)!r}")
+        if self.learning_rate_final > self.learning_rate:
+            raise ConfigError(
+                f"learning_rate_final={self.learning_rate_final} exceeds "
+                f"learning_rate={self.learning_rate}"
+            )
+        for name in ("dtype", "snapshot_dtype"):
+            if getattr(self, name) not in ("float64", "float32"):
+                raise ConfigError(f"{name} must be 'float64' or 'float32', got {getattr(self, name)!r}")
+        if not isinstance(self.attention, str):
+            raise ConfigError(f"attention must be a string, got attention={self.attention!r}")
+        if not isinstance(self.protocol, str) or not self.protocol:
+            raise ConfigError(f"protocol must be a non-empty string, got protocol={self.protocol!r}")
+        check_vit_arguments(
+            self.L, d_model=self.d_model, n_heads=self.n_heads, patch_size=self.patch_size,
+            attention=self.attention,
+        )
+        if self.n_chains is not None:
+            if not _is_int(self.n_chains) or self.n_chains < 1:
+                raise ConfigError(f"n_chains must be a positive integer or null, got {self.n_chains!r}")
+            if self.n_samples % self.n_chains:
+                raise ConfigError(
+                    f"n_chains={self.n_chains} does not divide n_samples={self.n_samples}"
+                )
+        if self.chunk_size is not None:
+            if not _is_int(self.chunk_size) or self.chunk_size < 1:
+                raise ConfigError(f"chunk_size must be a positive integer or null, got {self.chunk_size!r}")
+            if self.n_samples % self.chunk_size:
+                raise ConfigError(
+                    f"chunk_size={self.chunk_size} does not divide n_samples={self.n_samples}"
+                )
+        if self.snapshot_steps is not None:
+            for step in self.snapshot_steps:
+                if not _is_int(step) or not 0 <= step <= self.n_steps:
+                    raise ConfigError(
+                        f"snapshot_steps must hold integers in [0, n_steps={self.n_steps}], got {step!r}"
+                    )
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def n_sites(self) -> int:
+        return self.L * self.L
+
+    @property
+    def chains(self) -> int:
+        return self.n_samples if self.n_chains is None else self.n_chains
+
+    @property
+    def snapshots(self) -> tuple[int, ...]:
+        """The steps at which parameters are saved, sorted, always with 0 and n_steps."""
+        if self.snapshot_steps is not None:
+            steps = set(self.snapshot_steps)
+        else:
+            steps = {int(round(s)) for s in _geomspace(1, self.n_steps, 10)}
+        return tuple(sorted(steps | {0, self.n_steps}))
+
+    @property
+    def run_id(self) -> str:
+        """A name that says what the run is, e.g. L6_J0.5_nl4_t5_s0."""
+        return f"L{self.L}_J{self.J2:g}_nl{self.n_layers}_{self.attention}_s{self.seed}"
+
+
+def _geomspace(start: float, stop: float, num: int) -> list[float]:
+    if stop <= start:
+        return [float(stop)]
+    ratio = (stop / start) ** (1 / (num - 1))
+    return [start * ratio**k for k in range(num)]

@@ -1,0 +1,160 @@
+"""The only module that knows file formats.
+
+Every write is atomic (a temporary file in the same folder, fsync, rename), so a run killed at
+any moment leaves either the old file or the new one, never half of one. Binary state files
+(checkpoints, parameter snapshots) are msgpack envelopes that carry a SHA-256 of their payload:
+a truncated or corrupted file is detected on read and reported with its path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import pandas as pd
+import yaml
+
+ENVELOPE_FORMAT = "vitnqs-state-1"
+"""Tag of the checksummed msgpack envelope; bump it when the layout changes."""
+
+
+class CorruptFileError(RuntimeError):
+    """A result or state file that cannot be read back as written; names the path."""
+
+    def __init__(self, path: Path | str, reason: str):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {reason}")
+
+
+def write_atomic(path: Path | str, data: bytes) -> None:
+    """Write bytes to path so that readers see the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+# --- checksummed binary state ---------------------------------------------------------------
+def write_state(path: Path | str, payload: bytes) -> None:
+    """Write a msgpack payload inside a checksummed envelope."""
+    envelope = {
+        "format": ENVELOPE_FORMAT,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
+    }
+    write_atomic(path, msgpack.packb(envelope, use_bin_type=True))
+
+
+def read_state(path: Path | str) -> bytes:
+    """Read an envelope written by ``write_state``; raise CorruptFileError if it does not check."""
+    path = Path(path)
+    try:
+        envelope = msgpack.unpackb(path.read_bytes(), raw=False)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # msgpack raises several types on truncated data
+        raise CorruptFileError(path, f"not a readable state file ({error})") from None
+    if not isinstance(envelope, dict) or envelope.get("format") != ENVELOPE_FORMAT:
+        raise CorruptFileError(path, f"not a {ENVELOPE_FORMAT} file")
+    payload = envelope.get("payload")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != envelope.get("sha256"):
+        raise CorruptFileError(path, "checksum mismatch: the file is truncated or corrupted")
+    return payload
+
+
+def write_parameters(path: Path | str, params, dtype: str | None = None) -> None:
+    """Save a parameter pytree (optionally cast to dtype) in a checksummed envelope."""
+    from flax import serialization
+
+    if dtype is not None:
+        params = _cast_tree(params, np.dtype(dtype))
+    write_state(path, serialization.msgpack_serialize(serialization.to_state_dict(params)))
+
+
+def read_parameters(path: Path | str, target=None, dtype: str | None = None):
+    """Load parameters saved by ``write_parameters``; restore into target's structure if given."""
+    from flax import serialization
+
+    state = serialization.msgpack_restore(read_state(path))
+    if target is not None:
+        state = serialization.from_state_dict(target, state)
+    if dtype is not None:
+        state = _cast_tree(state, np.dtype(dtype))
+    return state
+
+
+def _cast_tree(tree, dtype: np.dtype):
+    import jax
+
+    return jax.tree_util.tree_map(lambda x: np.asarray(x, dtype=dtype), tree)
+
+
+# --- text results -----------------------------------------------------------------------------
+def write_json(path: Path | str, data: dict[str, Any]) -> None:
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+
+
+def read_json(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CorruptFileError(path, f"not valid JSON ({error})") from None
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def write_yaml(path: Path | str, data: dict[str, Any]) -> None:
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False).encode())
+
+
+def read_yaml(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise CorruptFileError(path, f"not valid YAML ({error})") from None
+    return {} if data is None else data
+
+
+def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
+    write_atomic(path, frame.to_csv(index=False, float_format="%.10g").encode())
+
+
+def read_csv(path: Path | str, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise CorruptFileError(path, f"not a readable CSV table ({error})") from None
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise CorruptFileError(path, f"missing column(s) {missing}")
+    return frame

@@ -1,0 +1,64 @@
+"""Where a result came from: code commit, device, package versions, host, time."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("vitnqs", "netket", "jax", "jaxlib", "flax", "optax", "numpy")
+
+
+def git_commit() -> str:
+    """The commit of this source tree, '+dirty' if it has uncommitted changes.
+
+    ``VITNQS_GIT_COMMIT`` overrides it, for copies of the tree that travel without .git
+    (a GPU node that receives the working tree, a container image).
+    """
+    if os.environ.get("VITNQS_GIT_COMMIT"):
+        return os.environ["VITNQS_GIT_COMMIT"]
+    root = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def device_name() -> str:
+    """The accelerator (or CPU) that JAX computes on, e.g. 'NVIDIA H100 80GB HBM3 x1'."""
+    import jax
+
+    devices = jax.devices()
+    kind = devices[0].device_kind if devices[0].platform != "cpu" else f"cpu ({platform.processor() or platform.machine()})"
+    return f"{kind} x{len(devices)}"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def record() -> dict:
+    """The provenance fields every summary carries."""
+    return {
+        "device": device_name(),
+        "git_commit": git_commit(),
+        "host": platform.node(),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }

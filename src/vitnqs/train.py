@@ -1,0 +1,417 @@
+"""One optimization run: build, optimize with VMC_SR, checkpoint, resume, summarize.
+
+Run directory layout (all writes atomic; see ``vitnqs.io``):
+    config.yaml                 the validated run config
+    history.csv                 one row per step (written at each checkpoint and at the end)
+    snapshots/step_XXXXXX.msgpack  parameters at the start of the step (final one in float64)
+    summary.json                final energy, timings, provenance; written last
+    train.log                   progress lines
+    checkpoint/state.msgpack    full state every k steps (the previous one kept as state.prev.msgpack)
+
+``run(config, run_dir)`` called again on the same directory continues from the last checkpoint;
+on the CPU the finished outputs are bit-for-bit those of an uninterrupted run (the timing
+columns aside). A non-finite energy or parameter stops the run with ``NonFiniteError`` naming the
+step; the last good checkpoint is kept and nothing non-finite is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import netket as nk
+import numpy as np
+import optax
+import pandas as pd
+from netket.callbacks import AbstractCallback
+from netket.utils import struct
+
+from vitnqs import io, provenance
+from vitnqs.config import ConfigError, RunConfig
+from vitnqs.system import build_system, reference_energy
+
+HISTORY_COLUMNS = (
+    "step", "energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "seconds",
+)
+"""Columns of history.csv. energy and its error are per site (J1, S = 1/2); variance is the
+variance of the total local energy in units of J1^2 (S = 1/2); seconds is the step's wall time."""
+
+SUMMARY_VERSION = 1
+"""Layout version of summary.json; readers refuse other versions with a clear message."""
+
+
+class NonFiniteError(FloatingPointError):
+    """The optimization produced a NaN or Inf; the message names the step."""
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory holds a different run; nothing was overwritten."""
+
+
+# --- building blocks ----------------------------------------------------------------------------
+def build_model(config: RunConfig):
+    import jax.numpy as jnp
+
+    from vitnqs.model import ViT
+
+    return ViT(
+        n_layers=config.n_layers, d_model=config.d_model, n_heads=config.n_heads,
+        patch_size=config.patch_size, attention=config.attention,
+        param_dtype=getattr(jnp, config.dtype),
+    )
+
+
+def build_variational_state(config: RunConfig, system=None):
+    """The NetKet MCState of a run: ViT, Metropolis exchange sampler, M samples."""
+    system = system or build_system(config.L, config.J2)
+    return nk.vqs.MCState(
+        system.sampler(n_chains=config.chains, d_max=config.d_max),
+        build_model(config),
+        n_samples=config.n_samples,
+        n_discard_per_chain=config.n_discard_per_chain,
+        chunk_size=config.chunk_size,
+        seed=config.seed,
+        sampler_seed=config.seed + 1,
+    )
+
+
+def build_driver(config: RunConfig, system, vstate):
+    """VMC_SR in its kernel (minSR) form with a cosine-decayed learning rate."""
+    schedule = optax.cosine_decay_schedule(
+        config.learning_rate, config.n_steps, alpha=config.learning_rate_final / config.learning_rate
+    )
+    return nk.driver.VMC_SR(
+        system.hamiltonian, optax.sgd(schedule), diag_shift=config.diag_shift,
+        variational_state=vstate, use_ntk=True,
+    )
+
+
+# --- the run ------------------------------------------------------------------------------------
+def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -> dict[str, Any]:
+    """Train one run into run_dir (resuming if a checkpoint is there) and return its summary."""
+    config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    run_dir = Path(run_dir)
+    _claim_run_directory(config, run_dir)
+    logger = _logger(run_dir, quiet)
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        logger.info("%s already finished; nothing to do", run_dir)
+        return io.read_json(summary_path)
+
+    system = build_system(config.L, config.J2)
+    vstate = build_variational_state(config, system)
+    driver = build_driver(config, system, vstate)
+    recorder = RunRecorder(config, run_dir, logger)
+    recorder.restore(driver)
+
+    remaining = config.n_steps - driver.step_count
+    if remaining > 0:
+        logger.info(
+            "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s",
+            config.run_id, "resuming" if driver.step_count else "starting", driver.step_count,
+            config.n_steps - 1, config.n_steps, config.n_samples, vstate.n_parameters,
+            provenance.device_name(),
+        )
+        try:
+            driver.run(remaining, out=None, show_progress=False, callback=recorder.callback())
+        except NonFiniteError:
+            recorder.write_history()  # the good steps, for diagnosis; the checkpoint is untouched
+            raise
+    if driver.step_count != config.n_steps:
+        raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
+    recorder.finish(driver)
+
+    final = final_energy(config, system, vstate)
+    summary = recorder.summary(vstate, final)
+    io.write_json(summary_path, summary)
+    logger.info(
+        "%s done: E = %.8f +- %.1e per site, V-score %.2e, %.3f s/step",
+        config.run_id, summary["energy_per_site"], summary["energy_error"], summary["v_score"],
+        summary["seconds_per_step"],
+    )
+    return summary
+
+
+def final_energy(config: RunConfig, system, vstate) -> dict[str, float]:
+    """Energy per site from n_samples_final fresh samples, drawn M at a time."""
+    n_batches = max(1, math.ceil(config.n_samples_final / config.n_samples))
+    chunks = []
+    for _ in range(n_batches):
+        vstate.reset()
+        e_loc = vstate.local_estimators(system.hamiltonian, chunk_size=config.chunk_size)
+        chunks.append(np.asarray(e_loc.data))
+    e_loc_CxT = np.concatenate(chunks, axis=-1)
+    if not np.all(np.isfinite(e_loc_CxT)):
+        raise NonFiniteError("non-finite local energies in the final energy estimate")
+    stats = nk.stats.statistics(e_loc_CxT)
+    n = config.n_sites
+    mean = float(np.real(stats.mean))
+    return {
+        "energy_per_site": float(system.energy_per_site(mean)),
+        "energy_error": float(system.energy_per_site(float(stats.error_of_mean))),
+        "variance": float(np.real(stats.variance)) / 16.0,
+        "v_score": float(n * np.real(stats.variance) / mean**2),
+        "r_hat": float(stats.R_hat),
+        "tau_corr": float(stats.tau_corr),
+        "n_samples_final": int(e_loc_CxT.size),
+    }
+
+
+# --- recording, checkpoints, snapshots -----------------------------------------------------------
+class RunRecorder:
+    """Owns everything a run writes: history, snapshots, checkpoints, progress, the summary."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, logger: logging.Logger):
+        self.config = config
+        self.run_dir = run_dir
+        self.logger = logger
+        self.rows: list[dict[str, float]] = []
+        self.elapsed = 0.0  # training wall seconds over all sessions
+        self._step_started = 0.0
+        self._last_checkpoint = time.monotonic()
+        self._snapshots = set(config.snapshots)
+
+    # paths
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint" / "state.msgpack"
+
+    @property
+    def previous_checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint" / "state.prev.msgpack"
+
+    def snapshot_path(self, step: int) -> Path:
+        return self.run_dir / "snapshots" / f"step_{step:06d}.msgpack"
+
+    def callback(self):
+        return _RecorderCallback(self)
+
+    # hooks, called by _RecorderCallback
+    def on_step_start(self, step: int, driver) -> None:
+        if step in self._snapshots:
+            dtype = "float64" if step == self.config.n_steps else self.config.snapshot_dtype
+            io.write_parameters(self.snapshot_path(step), driver.state.parameters, dtype)
+        self._step_started = time.perf_counter()
+
+    def on_compute_update_end(self, step: int, driver) -> None:
+        energy = driver._loss_stats.mean
+        if not np.isfinite(complex(energy)):
+            raise NonFiniteError(
+                f"non-finite energy {complex(energy)} at step {step}; the last good checkpoint "
+                f"({self.checkpoint_path}) is kept"
+            )
+
+    def on_step_end(self, step: int, log_data: dict, driver) -> None:
+        if not _tree_is_finite(driver.state.parameters):
+            raise NonFiniteError(
+                f"non-finite parameters after the update of step {step}; the last good "
+                f"checkpoint ({self.checkpoint_path}) is kept"
+            )
+        stats = driver._loss_stats
+        seconds = time.perf_counter() - self._step_started
+        self.elapsed += seconds
+        n = self.config.n_sites
+        self.rows.append({
+            "step": step,
+            "energy": float(np.real(stats.mean)) / (4 * n),
+            "energy_error": float(stats.error_of_mean) / (4 * n),
+            "variance": float(np.real(stats.variance)) / 16.0,
+            "r_hat": float(stats.R_hat),
+            "tau_corr": float(stats.tau_corr),
+            "acceptance": float(log_data.get("acceptance", np.nan)),
+            "seconds": seconds,
+        })
+        done = step + 1
+        if done % self.config.log_every == 0 or done == self.config.n_steps or step == 0:
+            self._log_progress(done)
+        due = (time.monotonic() - self._last_checkpoint) >= self.config.checkpoint_seconds
+        if done % self.config.checkpoint_every == 0 or due or done == self.config.n_steps:
+            self.checkpoint(driver, done)
+
+    # checkpoints
+    def checkpoint(self, driver, step: int) -> None:
+        """Save the whole state after `step` completed steps; keep the previous one."""
+        from flax import serialization
+
+        state = {
+            "step": step,
+            "elapsed": self.elapsed,
+            "config": self.config.to_dict(),
+            "vstate": serialization.to_state_dict(driver.state),
+            "optimizer_state": serialization.to_state_dict(driver._optimizer_state),
+            "history": {c: np.asarray([r[c] for r in self.rows]) for c in HISTORY_COLUMNS},
+        }
+        payload = serialization.msgpack_serialize(state)
+        if self.checkpoint_path.exists():
+            self.checkpoint_path.replace(self.previous_checkpoint_path)
+        io.write_state(self.checkpoint_path, payload)
+        self.write_history()
+        self._last_checkpoint = time.monotonic()
+
+    def restore(self, driver) -> None:
+        """Continue from the newest readable checkpoint, if any; report unreadable ones."""
+        from flax import serialization
+
+        for path in (self.checkpoint_path, self.previous_checkpoint_path):
+            if not path.exists():
+                continue
+            try:
+                state = serialization.msgpack_restore(io.read_state(path))
+            except io.CorruptFileError as error:
+                self.logger.warning("skipping unreadable checkpoint: %s", error)
+                continue
+            restored = serialization.from_state_dict(driver.state, state["vstate"])
+            driver.state.variables = restored.variables
+            driver.state.sampler_state = restored.sampler_state
+            driver._optimizer_state = serialization.from_state_dict(
+                driver._optimizer_state, state["optimizer_state"]
+            )
+            driver._step_count = int(state["step"])
+            self.elapsed = float(state["elapsed"])
+            history = state["history"]
+            self.rows = [
+                {c: history[c][i].item() for c in HISTORY_COLUMNS}
+                for i in range(len(history["step"]))
+            ]
+            self.logger.info("restored checkpoint %s at step %d", path, driver.step_count)
+            return
+
+    def write_history(self) -> None:
+        io.write_csv(self.run_dir / "history.csv", self.history())
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=list(HISTORY_COLUMNS)).astype({"step": int})
+
+    def finish(self, driver) -> None:
+        """After the last step: the final parameters (float64) and a final checkpoint."""
+        io.write_parameters(self.snapshot_path(self.config.n_steps), driver.state.parameters, "float64")
+        if not self.checkpoint_path.exists() or self._checkpoint_step() != self.config.n_steps:
+            self.checkpoint(driver, self.config.n_steps)
+        self.write_history()
+
+    def _checkpoint_step(self) -> int:
+        from flax import serialization
+
+        try:
+            return int(serialization.msgpack_restore(io.read_state(self.checkpoint_path))["step"])
+        except io.CorruptFileError:
+            return -1
+
+    def summary(self, vstate, final: dict[str, float]) -> dict[str, Any]:
+        config = self.config
+        history = self.history()
+        timed = history["seconds"].iloc[1:] if len(history) > 1 else history["seconds"]
+        reference = reference_energy(config.L, config.J2)
+        relative_error = (
+            abs((final["energy_per_site"] - reference.value) / reference.value)
+            if reference is not None else None
+        )
+        return {
+            "summary_version": SUMMARY_VERSION,
+            "run_id": config.run_id,
+            "protocol": config.protocol,
+            "L": config.L,
+            "J2": config.J2,
+            "attention": config.attention,
+            "n_layers": config.n_layers,
+            "d_model": config.d_model,
+            "n_heads": config.n_heads,
+            "patch_size": config.patch_size,
+            "n_params": int(vstate.n_parameters),
+            "n_steps": config.n_steps,
+            "n_samples": config.n_samples,
+            **final,
+            "reference_energy": None if reference is None else reference.value,
+            "reference_error": None if reference is None else reference.error,
+            "reference_source": None if reference is None else reference.source,
+            "relative_error": relative_error,
+            "seconds_per_step": float(np.median(timed)),
+            "total_seconds": self.elapsed,
+            **provenance.record(),
+            "config": config.to_dict(),
+        }
+
+    def _log_progress(self, done: int) -> None:
+        row = self.rows[-1]
+        recent = [r["seconds"] for r in self.rows[-self.config.log_every:]]
+        per_step = float(np.median(recent))
+        eta = per_step * (self.config.n_steps - done)
+        self.logger.info(
+            "step %d/%d  E = %.6f +- %.1e  acc %.2f  %.3f s/step  ETA %s",
+            done, self.config.n_steps, row["energy"], row["energy_error"], row["acceptance"],
+            per_step, _format_seconds(eta),
+        )
+
+
+class _RecorderCallback(AbstractCallback, mutable=True):
+    """Adapter from NetKet's callback hooks to a RunRecorder."""
+
+    recorder: Any = struct.field(pytree_node=False, serialize=False)
+
+    def __init__(self, recorder: RunRecorder):
+        self.recorder = recorder
+
+    def on_step_start(self, step, log_data, driver):
+        self.recorder.on_step_start(step, driver)
+
+    def on_compute_update_end(self, step, log_data, driver):
+        self.recorder.on_compute_update_end(step, driver)
+        return False
+
+    def on_step_end(self, step, log_data, driver):
+        self.recorder.on_step_end(step, log_data, driver)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _claim_run_directory(config: RunConfig, run_dir: Path) -> None:
+    """Write config.yaml, or check that the one there describes the same run."""
+    path = run_dir / "config.yaml"
+    if path.exists():
+        existing = io.read_yaml(path)
+        if existing != config.to_dict():
+            changed = sorted(
+                k for k in set(existing) | set(config.to_dict())
+                if existing.get(k) != config.to_dict().get(k)
+            )
+            raise RunDirectoryError(
+                f"{run_dir} holds a run with a different config (keys {changed} differ); "
+                "use another directory or remove it"
+            )
+        return
+    io.write_yaml(path, config.to_dict())
+
+
+def _tree_is_finite(tree) -> bool:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return bool(all(jax.numpy.all(jax.numpy.isfinite(leaf)) for leaf in leaves))
+
+
+def _logger(run_dir: Path, quiet: bool) -> logging.Logger:
+    logger = logging.getLogger(f"vitnqs.train.{run_dir.resolve()}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    file_handler = logging.FileHandler(run_dir / "train.log")
+    file_handler.setFormatter(formatter)
+    logger.addHandler(file_handler)
+    if not quiet:
+        stream = logging.StreamHandler()
+        stream.setFormatter(formatter)
+        logger.addHandler(stream)
+    return logger
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+__all__ = ["ConfigError", "NonFiniteError", "RunDirectoryError", "run", "final_energy"]
