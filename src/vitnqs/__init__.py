@@ -1,25 +1,34 @@
-"""vitnqs: Vision-Transformer wave functions for the J1-J2 model (Rende & Viteritti 2025)."""
+"""vitnqs: Vision-Transformer wave functions for the J1-J2 model (Rende & Viteritti 2025).
 
-from vitnqs.model import ATTENTIONS, MECHANISMS, ViT, count_parameters
-from vitnqs.system import build_system, energy_per_site, exact_ground_state, reference_energy
+The public names are imported lazily, so that ``import vitnqs.config`` (what the workflow does
+at parse time) costs milliseconds and no JAX.
+"""
 
-__all__ = [
-    "ATTENTIONS",
-    "MECHANISMS",
-    "ViT",
-    "build_system",
-    "count_parameters",
-    "energy_per_site",
-    "exact_ground_state",
-    "load_run",
-    "reference_energy",
-]
+from importlib import import_module
+
+_PUBLIC = {
+    "ATTENTIONS": "vitnqs.model",
+    "MECHANISMS": "vitnqs.config",
+    "RunConfig": "vitnqs.config",
+    "ConfigError": "vitnqs.config",
+    "ViT": "vitnqs.model",
+    "count_parameters": "vitnqs.model",
+    "build_system": "vitnqs.system",
+    "energy_per_site": "vitnqs.system",
+    "exact_ground_state": "vitnqs.system",
+    "reference_energy": "vitnqs.system",
+    "load_run": "vitnqs.trained",
+    "run": "vitnqs.train",
+}
+
+__all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name):
-    # load_run pulls in the training stack; import it only when asked for.
-    if name == "load_run":
-        from vitnqs.trained import load_run
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'vitnqs' has no attribute {name!r}")
 
-        return load_run
-    raise AttributeError(name)
+
+def __dir__():
+    return __all__

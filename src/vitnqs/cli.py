@@ -14,6 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
     train.add_argument("run_dir", type=Path, help="output directory of the run")
     train.add_argument("--quiet", action="store_true", help="log to RUN_DIR/train.log only")
+    bench = commands.add_parser("benchmark", help="time optimization steps of a run config")
+    bench.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
+    bench.add_argument("--out", type=Path, required=True, help="CSV file to append a row to")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
     args = parser.parse_args(argv)
 
     from vitnqs import io
@@ -24,6 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, io.CorruptFileError, FileNotFoundError) as error:
         print(f"vitnqs: invalid run config {args.run_config}: {error}", file=sys.stderr)
         return 2
+
+    if args.command == "benchmark":
+        import pandas as pd
+
+        from vitnqs.benchmark import time_step
+
+        row = pd.DataFrame([time_step(config, n_timed=args.steps)])
+        print(row.to_string(index=False))
+        header = not args.out.exists()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        row.to_csv(args.out, mode="a", header=header, index=False)
+        return 0
 
     from vitnqs.train import run
 

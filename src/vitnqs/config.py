@@ -92,6 +92,9 @@ class RunConfig:
     """Diagonal shift of stochastic reconfiguration."""
     chunk_size: int | None = None
     """Samples per forward/backward chunk; None evaluates all M at once."""
+    sr_on_the_fly: bool | None = None
+    """Build the SR kernel without storing the Jacobian (True), storing it (False), or let
+    NetKet choose (None). False is faster for small models; True saves memory."""
     # --- outputs -------------------------------------------------------------------------
     n_samples_final: int = 600_000
     """Fresh samples for the final energy estimate."""
@@ -183,6 +186,8 @@ class RunConfig:
                 raise ConfigError(
                     f"n_chains={self.n_chains} does not divide n_samples={self.n_samples}"
                 )
+        if self.sr_on_the_fly is not None and not isinstance(self.sr_on_the_fly, bool):
+            raise ConfigError(f"sr_on_the_fly must be true, false or null, got {self.sr_on_the_fly!r}")
         if self.chunk_size is not None:
             if not _is_int(self.chunk_size) or self.chunk_size < 1:
                 raise ConfigError(f"chunk_size must be a positive integer or null, got {self.chunk_size!r}")

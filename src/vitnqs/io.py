@@ -158,3 +158,31 @@ def read_csv(path: Path | str, required: tuple[str, ...] = ()) -> pd.DataFrame:
     if missing:
         raise CorruptFileError(path, f"missing column(s) {missing}")
     return frame
+
+
+# --- arrays -----------------------------------------------------------------------------------
+def write_npz(path: Path | str, arrays: dict[str, Any]) -> None:
+    """Save named arrays (numbers or strings, no objects) as a compressed .npz file."""
+    from io import BytesIO
+
+    buffer = BytesIO()
+    np.savez_compressed(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    write_atomic(path, buffer.getvalue())
+
+
+def read_npz(path: Path | str, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Load every array of an .npz file written by ``write_npz`` (no pickled objects)."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise CorruptFileError(path, f"not a readable .npz file ({error})") from None
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise CorruptFileError(path, f"missing array(s) {missing}")
+    return arrays

@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from netket.nn import log_cosh
+from netket.nn.activation import log_cosh
 
 from vitnqs.config import MECHANISMS, check_vit_arguments
 

@@ -86,7 +86,7 @@ def build_driver(config: RunConfig, system, vstate):
     )
     return nk.driver.VMC_SR(
         system.hamiltonian, optax.sgd(schedule), diag_shift=config.diag_shift,
-        variational_state=vstate, use_ntk=True,
+        variational_state=vstate, use_ntk=True, on_the_fly=config.sr_on_the_fly,
     )
 
 

@@ -1,0 +1,172 @@
+"""Training runs: convergence against exact diagonalization, resume after SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import netket as nk
+import numpy as np
+import pandas as pd
+import pytest
+from train_helpers import (
+    TINY_RUN,
+    kill_training_when,
+    train_in_subprocess,
+    write_config,
+)
+
+from vitnqs import io, load_run
+from vitnqs.config import RunConfig
+from vitnqs.train import HISTORY_COLUMNS, NonFiniteError, RunDirectoryError, run
+
+CONVERGENCE_RUN = dict(
+    L=4, J2=0.5, n_layers=1, d_model=16, n_heads=2, n_steps=300, n_samples=512, n_chains=64,
+    n_discard_per_chain=2, learning_rate=0.03, diag_shift=1e-3, n_samples_final=8192,
+    checkpoint_every=1000, log_every=100, sr_on_the_fly=False, protocol="test",
+)
+
+
+@pytest.mark.slow
+def test_run_reaches_one_percent_of_exact_energy(mechanism, tmp_path):
+    summary = run({**CONVERGENCE_RUN, "attention": mechanism}, tmp_path / mechanism, quiet=True)
+    assert summary["reference_energy"] == -0.52862021
+    assert summary["relative_error"] < 1e-2, summary["energy_per_site"]
+    # the estimate carries a sensible error bar and a V-score of a good state
+    assert 0 < summary["energy_error"] < 2e-3
+    assert summary["v_score"] < 0.1
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: one tiny run trained without interruption, in a fresh process."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    config = write_config(root / "run.yaml")
+    result = train_in_subprocess(config, root / "run")
+    assert result.returncode == 0, result.stderr
+    return root / "run"
+
+
+def _final_bytes(run_dir):
+    return io.read_state(run_dir / "snapshots" / f"step_{TINY_RUN['n_steps']:06d}.msgpack")
+
+
+def _physics_columns(run_dir):
+    return pd.read_csv(run_dir / "history.csv").drop(columns=["seconds"])
+
+
+def test_run_writes_its_outputs(uninterrupted):
+    summary = json.loads((uninterrupted / "summary.json").read_text())
+    for key in ("L", "J2", "attention", "n_layers", "d_model", "n_heads", "patch_size",
+                "n_params", "n_steps", "n_samples", "energy_per_site", "energy_error", "v_score",
+                "reference_energy", "relative_error", "seconds_per_step", "total_seconds",
+                "device", "git_commit", "versions", "config", "protocol"):
+        assert key in summary, key
+    assert summary["config"] == RunConfig.from_dict(TINY_RUN).to_dict()
+    history = pd.read_csv(uninterrupted / "history.csv")
+    assert list(history.columns) == list(HISTORY_COLUMNS)
+    assert list(history["step"]) == list(range(TINY_RUN["n_steps"]))
+    assert np.all(np.isfinite(history["energy"]))
+    snapshots = sorted(p.name for p in (uninterrupted / "snapshots").iterdir())
+    assert snapshots[0] == "step_000000.msgpack" and snapshots[-1] == "step_000024.msgpack"
+    assert len(snapshots) >= 8
+
+
+@pytest.mark.parametrize("kill_after_step", [6, 13])
+def test_sigkill_then_rerun_gives_the_uninterrupted_result(uninterrupted, tmp_path, kill_after_step):
+    config = write_config(tmp_path / "run.yaml")
+    run_dir = tmp_path / "run"
+
+    def ready(path):
+        history = path / "history.csv"
+        try:
+            return len(history.read_text().splitlines()) - 1 >= kill_after_step
+        except FileNotFoundError:
+            return False
+
+    assert kill_training_when(config, run_dir, ready), "the run finished before it could be killed"
+    assert not (run_dir / "summary.json").exists()
+    result = train_in_subprocess(config, run_dir)
+    assert result.returncode == 0, result.stderr
+    assert _final_bytes(run_dir) == _final_bytes(uninterrupted)
+    pd.testing.assert_frame_equal(_physics_columns(run_dir), _physics_columns(uninterrupted))
+    a = json.loads((run_dir / "summary.json").read_text())
+    b = json.loads((uninterrupted / "summary.json").read_text())
+    assert a["energy_per_site"] == b["energy_per_site"]
+
+
+def test_load_run_gives_back_the_trained_state(uninterrupted):
+    state = load_run(uninterrupted)
+    assert state.step == TINY_RUN["n_steps"]
+    spins = np.array([[1, -1] * 8, [1, 1, -1, -1] * 4], dtype=float)
+    log_psi = state.log_psi(spins)
+    assert log_psi.shape == (2,) and np.all(np.isfinite(log_psi))
+    initial = load_run(uninterrupted, step=0)
+    assert not np.allclose(initial.log_psi(spins), log_psi)
+    with pytest.raises(FileNotFoundError, match="no snapshot at step 5"):
+        load_run(uninterrupted, step=5)
+
+
+def test_a_finished_run_is_not_trained_again(uninterrupted):
+    before = (uninterrupted / "summary.json").read_bytes()
+    summary = run(TINY_RUN, uninterrupted, quiet=True)
+    assert (uninterrupted / "summary.json").read_bytes() == before
+    assert summary["energy_per_site"] == json.loads(before)["energy_per_site"]
+
+
+def test_a_directory_of_another_run_is_refused(uninterrupted):
+    with pytest.raises(RunDirectoryError, match="seed"):
+        run({**TINY_RUN, "seed": 4}, uninterrupted, quiet=True)
+
+
+def test_nan_energy_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    original = nk.driver.VMC_SR.compute_loss_and_update
+
+    def poisoned(driver):
+        stats, update = original(driver)
+        if driver.step_count == 9:
+            stats = stats.replace(mean=jax.numpy.asarray(np.nan + 0j))
+        return stats, update
+
+    monkeypatch.setattr(nk.driver.VMC_SR, "compute_loss_and_update", poisoned)
+    run_dir = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match="step 9"):
+        run(TINY_RUN, run_dir, quiet=True)
+    assert not (run_dir / "summary.json").exists()
+    history = pd.read_csv(run_dir / "history.csv")
+    assert len(history) == 9 and np.all(np.isfinite(history.to_numpy()))
+    from flax import serialization
+
+    state = serialization.msgpack_restore(io.read_state(run_dir / "checkpoint" / "state.msgpack"))
+    assert int(state["step"]) == 8
+
+    monkeypatch.setattr(nk.driver.VMC_SR, "compute_loss_and_update", original)
+    summary = run(TINY_RUN, run_dir, quiet=True)
+    assert np.isfinite(summary["energy_per_site"])
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"attention": "softmax"}, "attention"),
+        ({"n_samples": -5}, "n_samples"),
+        ({"n_steps": "many"}, "n_steps"),
+        ({"learning_rat": 0.1}, "learning_rat"),
+        ({"L": 6, "patch_size": 4}, "patch_size"),
+    ],
+)
+def test_malformed_config_fails_before_training_naming_the_key(tmp_path, change, key):
+    config = write_config(tmp_path / "bad.yaml", **change)
+    result = train_in_subprocess(config, tmp_path / "run")
+    assert result.returncode == 2
+    assert key in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_key_is_named(tmp_path):
+    raw = dict(TINY_RUN)
+    del raw["n_layers"]
+    config = tmp_path / "bad.yaml"
+    config.write_text(json.dumps(raw))
+    result = train_in_subprocess(config, tmp_path / "run")
+    assert result.returncode == 2 and "n_layers" in result.stderr
