@@ -103,7 +103,10 @@ class _AttentionBase(nn.Module):
                      kernel_init=nn.initializers.xavier_uniform())(x_BxPxD),
             self.n_heads,
         )
-        a_BxPxHxK = jnp.einsum("...hij,...jhk->...ihk", alpha_xHxPxP, v_BxPxHxK)
+        # A position-only alpha (H, P, P) is contracted as is, never broadcast over the batch:
+        # XLA's GPU GEMM fusions reject a float64 dot whose operand is a fused broadcast.
+        spec = "hij,bjhk->bihk" if alpha_xHxPxP.ndim == 3 else "bhij,bjhk->bihk"
+        a_BxPxHxK = jnp.einsum(spec, alpha_xHxPxP, v_BxPxHxK)
         a_BxPxD = a_BxPxHxK.reshape(x_BxPxD.shape)
         return nn.Dense(self.d_model, name="W", param_dtype=self.param_dtype,
                         kernel_init=nn.initializers.xavier_uniform())(a_BxPxD)
