@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 
+GPU_XLA_FLAGS = "--xla_gpu_enable_triton_gemm=false"
+"""XLA's Triton GEMM fusions find no valid config for some float64 dots of the factored
+attention's Jacobian on H100 (jax 0.11.2: 'No candidates could be compiled'); cuBLAS does them."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    if "xla_gpu_enable_triton_gemm" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {GPU_XLA_FLAGS}".strip()
     parser = argparse.ArgumentParser(prog="vitnqs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one run (resumes from its checkpoint)")
