@@ -20,6 +20,11 @@ MECHANISMS = ("t5", "decoupled", "factored")
 """The three attention mechanisms, spelled as everywhere in this project."""
 
 
+RUNTIME_KEYS = ("checkpoint_every", "checkpoint_seconds", "log_every", "chunk_size", "sr_on_the_fly")
+"""Keys that change how a run executes (memory, logging, checkpoint cadence), not what it is:
+a run directory may be resumed with other values of these."""
+
+
 class ConfigError(ValueError):
     """A run config that cannot describe a valid run; the message names the offending key."""
 
@@ -138,6 +143,10 @@ class RunConfig:
         if out["snapshot_steps"] is not None:
             out["snapshot_steps"] = list(out["snapshot_steps"])
         return out
+
+    def science(self) -> dict[str, Any]:
+        """The keys that define what the run computes (all but RUNTIME_KEYS)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}
 
     def replace(self, **changes) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})

@@ -371,12 +371,10 @@ def _claim_run_directory(config: RunConfig, run_dir: Path) -> None:
     """Write config.yaml, or check that the one there describes the same run."""
     path = run_dir / "config.yaml"
     if path.exists():
-        existing = io.read_yaml(path)
-        if existing != config.to_dict():
-            changed = sorted(
-                k for k in set(existing) | set(config.to_dict())
-                if existing.get(k) != config.to_dict().get(k)
-            )
+        existing = RunConfig.from_dict(io.read_yaml(path)).science()
+        wanted = config.science()
+        changed = sorted(k for k in wanted if existing.get(k) != wanted.get(k))
+        if changed:
             raise RunDirectoryError(
                 f"{run_dir} holds a run with a different config (keys {changed} differ); "
                 "use another directory or remove it"

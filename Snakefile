@@ -1,0 +1,35 @@
+# Reproduction of Rende & Viteritti, "Are queries and keys always relevant?" (MLST 2025).
+# Table of contents: the config and its schema, the rule files, and the final outputs.
+# `snakemake --cores all` renders every table and figure from the runs in results/ (it never
+# trains); `snakemake --cores all train_all` trains the runs that are missing. See README.md.
+
+from snakemake.utils import validate
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/analysis.smk"
+
+
+localrules:
+    all,
+    train_all,
+    table1,
+    fig2,
+    fig3,
+
+
+rule all:
+    input:
+        rules.table1.output,
+        rules.fig2.output,
+        rules.fig3.output,
+        ANALYSIS_TARGETS,

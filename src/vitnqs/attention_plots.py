@@ -1,0 +1,89 @@
+"""Figures of the attention analysis: arrays and DataFrames in, matplotlib Figure out.
+
+Maps are the head-averaged ones (the last of the G = H + 1 heads in ``vitnqs.analysis``) of the
+first layer, as in the paper's Fig. 4.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLORS = {"t5": "tab:blue", "decoupled": "tab:orange", "factored": "tab:green"}
+"""One colour per mechanism, the same in every figure."""
+SNAPSHOT_NAMES = ("initialization", "optimized")
+"""Row titles of the two snapshots (step 0 and the last step)."""
+
+
+def _draw_map(ax, map_PxP: np.ndarray, title: str, fig) -> None:
+    image = ax.imshow(map_PxP, cmap="viridis")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def fig4(t5_maps: dict | None, decoupled_maps: dict | None, layer: int = 0) -> plt.Figure:
+    """(a) t5 maps for three inputs, (b) decoupled softmax (sample average) and positional term;
+    rows: initialization and after optimization. A missing run leaves its panels out."""
+    n_inputs = 0 if t5_maps is None else t5_maps["attention_inputs"].shape[2]
+    n_cols = n_inputs + (2 if decoupled_maps is not None else 0)
+    if n_cols == 0:
+        raise ValueError("fig4 needs the maps of a t5 or a decoupled run")
+    fig, axes = plt.subplots(2, n_cols, figsize=(2.2 * n_cols, 4.4), squeeze=False)
+    for row, name in enumerate(SNAPSHOT_NAMES):
+        for k in range(n_inputs):
+            step = int(t5_maps["steps"][row])
+            title = f"(a) t5, input {k + 1}\n{name} (step {step})"
+            _draw_map(axes[row, k], t5_maps["attention_inputs"][row, layer, k, -1], title, fig)
+        if decoupled_maps is not None:
+            step = int(decoupled_maps["steps"][row])
+            softmax = decoupled_maps["softmax_average"][row, layer, -1]
+            positional = decoupled_maps["positional_average"][row, layer, -1]
+            _draw_map(axes[row, n_inputs], softmax,
+                      f"(b) decoupled softmax, mean\n{name} (step {step})", fig)
+            _draw_map(axes[row, n_inputs + 1], positional,
+                      f"(b) decoupled positional\n{name} (step {step})", fig)
+    fig.tight_layout()
+    return fig
+
+
+def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
+    """Index (mean over layers and heads, 'attention' term) vs optimization step, one line a run."""
+    per_head = frame[(frame["term"] == "attention") & (frame["head"].astype(str) != "mean")]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for run_id, group in per_head.groupby("run_id", sort=True):
+        curve = group.groupby("step")["index"].mean()
+        ax.plot(curve.index, curve.values, marker="o", ms=3, label=run_id,
+                color=COLORS.get(group["attention"].iloc[0]))
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimization step")
+    ax.set_ylabel("input-dependence index")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
+    """Index after optimization (mean over layers) vs L for the rows whose columns equal `runs`
+    (e.g. J2=0.5, n_layers=4), one marker series per mechanism."""
+    selected = table
+    for column, value in runs.items():
+        selected = selected[selected[column] == value]
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for attention, group in selected.groupby("attention", sort=True):
+        per_run = group.groupby(["run_id", "L"], as_index=False)["index_end"].mean()
+        ax.plot(per_run["L"], per_run["index_end"], "o", label=attention,
+                color=COLORS.get(attention))
+    ax.set_xlabel("L")
+    ax.set_ylabel("input-dependence index, optimized")
+    ax.set_yscale("log")
+    ax.set_title(", ".join(f"{k} = {v}" for k, v in runs.items()), fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,153 @@
+"""Figures of the paper from finished runs: DataFrames in, matplotlib Figure out.
+
+``runs`` is ``vitnqs.tables.summary_frame`` (one row per run); ``histories`` maps a run id to
+its history.csv as a DataFrame. Every figure names the protocols it shows in its title and
+draws only the runs it is given. ``STYLE`` is the one place that sets the look.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are written to files; never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from vitnqs.config import MECHANISMS  # noqa: E402
+from vitnqs.paper import PAPER_SECONDS_PER_STEP, PAPER_TIMING_LABEL  # noqa: E402
+from vitnqs.tables import describe_protocols  # noqa: E402
+
+STYLE = {
+    "figure.dpi": 150,
+    "savefig.bbox": "tight",
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+    "lines.linewidth": 1.0,
+}
+"""Matplotlib rc settings of every figure."""
+
+COLORS = {"t5": "tab:blue", "decoupled": "tab:orange", "factored": "tab:green"}
+"""One colour per attention mechanism, the same in every figure."""
+
+MARKERS = {"t5": "o", "decoupled": "s", "factored": "^"}
+"""One marker per attention mechanism."""
+
+
+def relative_error(energy, reference):
+    """|(E0 - E) / E0| of an energy per site against the reference E0."""
+    return ((reference - energy) / reference).abs()
+
+
+def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) -> Figure:
+    """Fig. 2: relative error vs optimization step, one panel per (J2, n_l), a curve per mechanism."""
+    stacked = pd.concat(
+        [history[["step", "energy"]].assign(run_id=run_id) for run_id, history in histories.items()]
+        or [pd.DataFrame(columns=["step", "energy", "run_id"])],
+        ignore_index=True,
+    )
+    data = stacked.merge(runs, on="run_id").dropna(subset=["reference_energy"])
+    data = data.assign(rel=relative_error(data.energy, data.reference_energy))
+    panels = sorted(data.groupby(["L", "J2", "n_layers"]).groups) if not data.empty else []
+    with plt.rc_context(STYLE):
+        fig, axes = _panel_grid(len(panels))
+        for letter, ax, (L, J2, n_layers) in zip("abcdefghijklmnop", axes, panels):
+            panel = data[(data.L == L) & (data.J2 == J2) & (data.n_layers == n_layers)]
+            for attention, group in _by_mechanism(panel):
+                for _, curve in group.groupby("run_id"):  # one curve per seed
+                    ax.plot(curve.step, curve.rel, color=COLORS[attention], label=attention)
+            ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
+                   title=f"({letter}) {L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}")
+            _legend_by_mechanism(ax)
+        if not panels:
+            _no_runs(axes[0])
+        fig.suptitle(f"Relative error during optimization; {describe_protocols(runs)}")
+    return fig
+
+
+def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -> Figure:
+    """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism."""
+    with plt.rc_context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.2), layout="constrained")
+        accuracy = runs.dropna(subset=["reference_energy"])
+        for attention, group in _by_mechanism(accuracy):
+            left.errorbar(group.L, relative_error(group.energy_per_site, group.reference_energy),
+                          yerr=group.energy_error / group.reference_energy.abs(),
+                          color=COLORS[attention], marker=MARKERS[attention], label=attention)
+        left.set(yscale="log", xlabel="L", ylabel=r"$|(E_0 - E)/E_0|$", title="accuracy")
+        if accuracy.empty:
+            _no_runs(left)
+        _plot_timings(right, timings)
+        for attention, group in _by_mechanism(PAPER_SECONDS_PER_STEP):
+            right.plot(group.L, group.seconds_per_step, color=COLORS[attention], ls=":",
+                       marker=MARKERS[attention], mfc="none",
+                       label=PAPER_TIMING_LABEL if attention == MECHANISMS[0] else None)
+        devices = ", ".join(sorted(set(timings.get("device", pd.Series(dtype=str)).dropna())))
+        right.set(yscale="log", xlabel="L", ylabel="seconds per step",
+                  title="\n".join(filter(None, ("time per step", timing_source, devices))))
+        for ax in (left, right):
+            ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
+            _legend_by_mechanism(ax)
+        fig.suptitle(f"Scaling with system size; {describe_protocols(runs)}")
+    return fig
+
+
+def select_timings(
+    runs: pd.DataFrame, benchmarks: dict[str, pd.DataFrame]
+) -> tuple[pd.DataFrame, str]:
+    """Seconds per step from benchmark tables (name -> table) if any, else from the runs; and which.
+
+    A benchmark table has the columns L, attention, seconds_per_step, and optionally device,
+    implementation and n_samples (each implementation and M gets its own line style).
+    """
+    if benchmarks:
+        return (pd.concat(benchmarks.values(), ignore_index=True),
+                "benchmarks " + ", ".join(sorted(benchmarks)))
+    return runs[["L", "attention", "seconds_per_step", "device"]], "median step time of the runs"
+
+
+def _plot_timings(ax, timings: pd.DataFrame) -> None:
+    """A line per mechanism, and per implementation or M where the timings hold several."""
+    keys = [c for c in ("implementation", "n_samples") if c in timings and timings[c].nunique() > 1]
+    series = timings.groupby(keys) if keys else [((), timings)]
+    for (values, frame), style in zip(series, ("-", "--", "-.", (0, (5, 1)), (0, (1, 1)))):
+        values = values if isinstance(values, tuple) else (values,)
+        suffix = " ".join(f"M = {v}" if k == "n_samples" else str(v) for k, v in zip(keys, values))
+        for attention, group in _by_mechanism(frame):
+            median = group.groupby("L").seconds_per_step.median()
+            ax.plot(median.index, median.values, color=COLORS[attention], ls=style,
+                    marker=MARKERS[attention], label=f"{attention} {suffix}".strip())
+
+
+def _by_mechanism(frame: pd.DataFrame):
+    for attention in MECHANISMS:
+        group = frame[frame.attention == attention].sort_values("L")
+        if not group.empty:
+            yield attention, group
+
+
+def _panel_grid(n_panels: int):
+    ncols = 2 if n_panels > 1 else 1
+    nrows = max(1, math.ceil(n_panels / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.0 * nrows), squeeze=False,
+                             layout="constrained", sharex=True)
+    axes = list(axes.flat)
+    for ax in axes[max(n_panels, 1):]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _legend_by_mechanism(ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))  # one entry per mechanism, also with several seeds
+    if unique:
+        ax.legend(unique.values(), unique.keys())
+
+
+def _no_runs(ax) -> None:
+    ax.text(0.5, 0.5, "no finished runs", transform=ax.transAxes, ha="center", va="center")

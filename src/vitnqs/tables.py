@@ -1,0 +1,137 @@
+"""Tables of finished runs: summaries in, DataFrames and Markdown / LaTeX text out.
+
+``summary_frame`` turns the summary.json mappings of finished runs into one row per run; the
+figure functions in ``vitnqs.plotting`` read the same frame. ``table_energies`` is Table 1 of
+the paper with our numbers beside the paper's. Nothing here reads or writes files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from vitnqs.config import MECHANISMS
+from vitnqs.paper import PAPER_TABLE1
+
+SUMMARY_VERSION = 1
+"""The summary.json layout these tables read (vitnqs.train.SUMMARY_VERSION)."""
+
+RUN_COLUMNS = (
+    "run_id", "protocol", "L", "J2", "n_layers", "attention", "d_model", "n_heads", "n_params",
+    "n_steps", "n_samples", "energy_per_site", "energy_error", "reference_energy",
+    "relative_error", "seconds_per_step", "total_seconds", "device", "git_commit",
+)
+"""Columns of summary_frame, one row per finished run."""
+
+
+def summary_frame(summaries: list[dict]) -> pd.DataFrame:
+    """One row per run from its summary.json mapping; refuses unknown summary layouts."""
+    for summary in summaries:
+        if summary.get("summary_version") != SUMMARY_VERSION:
+            raise ValueError(
+                f"run {summary.get('run_id')!r} has summary_version "
+                f"{summary.get('summary_version')!r}; these tables read version {SUMMARY_VERSION}"
+            )
+    frame = pd.DataFrame([{c: s.get(c) for c in RUN_COLUMNS} for s in summaries],
+                         columns=list(RUN_COLUMNS))
+    return sort_runs(frame)
+
+
+def sort_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by L, J2, n_layers, then attention in the order t5, decoupled, factored."""
+    order = frame["attention"].map({m: i for i, m in enumerate(MECHANISMS)})
+    keys = [c for c in ("L", "J2", "n_layers") if c in frame.columns]
+    return (frame.assign(_order=order).sort_values([*keys, "_order"], kind="stable")
+            .drop(columns="_order").reset_index(drop=True))
+
+
+def describe_protocols(runs: pd.DataFrame) -> str:
+    """The protocols of these runs in words, e.g. 'protocol reduced (600 steps, M = 2048)'."""
+    if runs.empty:
+        return "no finished runs"
+    labels = [
+        f"{protocol} ({steps} steps, M = {samples})"
+        for (protocol, steps, samples), _ in runs.groupby(["protocol", "n_steps", "n_samples"])
+    ]
+    return ("protocol " if len(labels) == 1 else "protocols ") + "; ".join(labels)
+
+
+def format_with_error(value: float, error: float) -> str:
+    """A value with its error in the last digit, e.g. (-0.5031823, 9.2e-6) -> '-0.503182(9)'."""
+    if value is None or pd.isna(value):
+        return ""
+    if error is None or not error > 0:
+        return f"{value:.6f}"
+    digits = max(0, -math.floor(math.log10(error)))
+    last = round(error * 10**digits)
+    if last >= 10 and digits > 0:
+        digits, last = digits - 1, round(error * 10 ** (digits - 1))
+    return f"{value:.{digits}f}({last})"
+
+
+def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: per L and mechanism, our energy, accuracy and cost beside the paper's."""
+    table = runs.merge(PAPER_TABLE1, on=["L", "attention"], how="left")
+    table = table.assign(
+        energy=[format_with_error(v, e) for v, e in zip(table.energy_per_site, table.energy_error)],
+        paper=[format_with_error(v, e) for v, e in zip(table.paper_energy, table.paper_energy_error)],
+        total_hours=table.total_seconds / 3600.0,
+    )
+    columns = [
+        "L", "attention", "protocol", "J2", "n_layers", "energy", "energy_per_site",
+        "energy_error", "reference_energy", "relative_error", "n_params", "seconds_per_step",
+        "total_hours", "device", "n_steps", "n_samples", "paper", "paper_energy",
+        "paper_energy_error", "paper_n_params", "paper_hours", "run_id",
+    ]
+    return sort_runs(table[columns])
+
+
+def display_energies(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns of table_energies a reader compares, as text."""
+    return pd.DataFrame({
+        "L": table.L.astype(str),
+        "attention": table.attention,
+        "protocol": table.protocol,
+        "E per site (ours)": table.energy,
+        "E per site (paper)": table.paper.fillna(""),
+        "rel. error": table.relative_error.map(lambda x: "" if pd.isna(x) else f"{x:.2e}"),
+        "parameters (ours)": table.n_params.map("{:,}".format),
+        "parameters (paper)": table.paper_n_params.map(lambda x: "" if pd.isna(x) else f"{int(x):,}"),
+        "s/step": table.seconds_per_step.map("{:.3g}".format),
+        "time (ours, h)": table.total_hours.map("{:.3g}".format),
+        "time (paper, A100, h)": table.paper_hours.map(lambda x: "" if pd.isna(x) else f"{x:g}"),
+        "device": table.device,
+        "steps": table.n_steps.astype(str),
+        "M": table.n_samples.astype(str),
+    })
+
+
+def format_markdown(table: pd.DataFrame, title: str) -> str:
+    """A Markdown table under a title line that names the protocols."""
+    heading = f"**{title}** ({describe_protocols(table)})\n\n"
+    if table.empty:
+        return heading + "No finished runs yet.\n"
+    return heading + display_energies(table).to_markdown(index=False) + "\n"
+
+
+def format_latex(table: pd.DataFrame, title: str) -> str:
+    """A LaTeX tabular (booktabs) with a caption comment that names the protocols."""
+    display = display_energies(table)
+    lines = [
+        f"% {title} ({describe_protocols(table)})",
+        r"\begin{tabular}{" + "l" * len(display.columns) + "}",
+        r"\toprule",
+        " & ".join(_latex_escape(c) for c in display.columns) + r" \\",
+        r"\midrule",
+        *(" & ".join(_latex_escape(v) for v in row) + r" \\" for row in display.itertuples(index=False)),
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for char in ("&", "%", "_", "#", "$"):
+        text = text.replace(char, "\\" + char)
+    return text

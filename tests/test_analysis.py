@@ -1,0 +1,174 @@
+"""Attention analysis: input-dependence index, freeze ablation, Shastry-Sutherland state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_sz0_configurations
+from train_helpers import TINY_RUN
+
+from vitnqs import io, load_run
+from vitnqs import shastry_sutherland as ss
+from vitnqs.analysis import (
+    Sampling,
+    WeightMoments,
+    attention_weights,
+    fixed_inputs,
+    input_dependence,
+    input_dependence_index,
+    run_attention_maps,
+    sampled_moments,
+)
+from vitnqs.config import RunConfig
+from vitnqs.frozen_attention import FrozenAttentionViT, freeze_ablation, frozen_network
+from vitnqs.train import build_model, run
+from vitnqs.trained import TrainedState
+
+SMALL = Sampling(n_samples=128, n_chains=16, n_discard_per_chain=2, chunk_size=64)
+"""Sampling small enough for tests."""
+
+
+def initial_state(attention: str) -> TrainedState:
+    """A TrainedState at random initialization, without training."""
+    config = RunConfig.from_dict({**TINY_RUN, "attention": attention})
+    model = build_model(config)
+    variables = model.init(jax.random.PRNGKey(1), jnp.ones((1, config.n_sites)))
+    return TrainedState(model=model, variables=variables, config=config, step=0, summary=None)
+
+
+@pytest.fixture(scope="module")
+def factored_run(tmp_path_factory):
+    """A tiny trained factored run with snapshots at steps 0, 2, 4."""
+    run_dir = tmp_path_factory.mktemp("analysis") / "factored"
+    run({**TINY_RUN, "attention": "factored", "n_steps": 4, "snapshot_steps": [0, 2]}, run_dir,
+        quiet=True)
+    return run_dir
+
+
+# --- the index --------------------------------------------------------------------------------
+def test_index_is_exactly_zero_for_input_independent_weights():
+    alpha_HxPxP = np.random.default_rng(0).normal(size=(2, 9, 9)) * 0.1
+    assert np.all(input_dependence_index(alpha_HxPxP) == 0.0)
+    repeated = np.broadcast_to(alpha_HxPxP, (7, 2, 9, 9))
+    assert np.all(input_dependence_index(repeated) == 0.0)
+    varying = repeated + np.random.default_rng(1).normal(size=(7, 2, 9, 9)) * 1e-3
+    assert np.all(input_dependence_index(varying) > 0.0)
+
+
+def test_chunked_moments_match_numpy():
+    alpha = np.random.default_rng(2).uniform(size=(50, 3, 4, 4))
+    moments = WeightMoments()
+    for start in range(0, 50, 16):
+        moments.add(alpha[start:start + 16])
+    np.testing.assert_allclose(moments.mean, alpha.mean(0), rtol=1e-13)
+    np.testing.assert_allclose(moments.std, alpha.std(0), rtol=1e-10)
+    expected = alpha.std(0).mean((-2, -1)) / np.abs(alpha).mean(0).mean((-2, -1))
+    np.testing.assert_allclose(moments.index, expected, rtol=1e-10)
+
+
+def test_fixed_inputs_are_reproducible_and_have_zero_magnetization():
+    inputs = fixed_inputs(6)
+    assert inputs.shape == (3, 36) and np.all(inputs.sum(axis=1) == 0)
+    np.testing.assert_array_equal(inputs, fixed_inputs(6))
+
+
+def test_index_of_random_t5_is_positive():
+    moments = sampled_moments(initial_state("t5"), SMALL)
+    assert set(moments) == {"attention"}
+    assert np.all(moments["attention"][0].index > 0.05)
+
+
+def test_factored_run_index_is_exactly_zero_at_every_snapshot(factored_run):
+    frame = input_dependence(factored_run, SMALL)
+    assert sorted(frame["step"].unique()) == [0, 2, 4]
+    assert (frame["index"] == 0.0).all()
+    maps = run_attention_maps(factored_run, SMALL)
+    assert maps["attention_inputs"].shape == (2, 1, 3, 3, 4, 4)  # T, Y, I, G = h + 1, P, P
+    np.testing.assert_array_equal(maps["steps"], [0, 4])
+
+
+def test_decoupled_with_zero_query_key_is_factored_shifted_by_one_over_n():
+    state = initial_state("decoupled")
+    params = jax.tree_util.tree_map(np.asarray, state.variables["params"])
+    for name in ("Q", "K"):
+        block = params["block_0"]["attention"][name]
+        params["block_0"]["attention"][name] = jax.tree_util.tree_map(np.zeros_like, block)
+    spins = random_sz0_configurations(16, 5)
+    weights = attention_weights(state.model, {"params": params}, spins)
+    n_patches = weights["softmax"][0].shape[-1]
+    np.testing.assert_allclose(weights["softmax"][0], 1 / n_patches, rtol=1e-15)
+    shifted = np.broadcast_to(weights["positional"][0] + 1 / n_patches, (5, 2, 4, 4))
+    np.testing.assert_allclose(weights["attention"][0], shifted, rtol=1e-14)
+    assert np.all(input_dependence_index(weights["attention"][0]) == 0.0)
+
+
+# --- the freeze ablation ------------------------------------------------------------------------
+def test_frozen_network_at_one_input_reproduces_that_input():
+    state = initial_state("t5")
+    spins = random_sz0_configurations(16, 4)
+    alpha = attention_weights(state.model, state.variables, spins)["attention"]
+    model, variables = frozen_network(state, np.stack([a[0] for a in alpha]))
+    frozen_log_psi = model.apply(variables, spins)
+    plain_log_psi = state.model.apply(state.variables, spins)
+    assert abs(frozen_log_psi[0] - plain_log_psi[0]) < 1e-12
+    assert np.all(np.abs(frozen_log_psi[1:] - plain_log_psi[1:]) > 1e-8)
+    # without the frozen collection it is the plain ViT
+    plain_fields = {f.name: getattr(state.model, f.name) for f in dataclasses.fields(state.model)
+                    if f.init and f.name not in ("parent", "name")}
+    np.testing.assert_array_equal(
+        FrozenAttentionViT(**plain_fields).apply(state.variables, spins), plain_log_psi
+    )
+
+
+def test_freezing_a_factored_run_leaves_its_energy_identical(factored_run):
+    result = freeze_ablation(load_run(factored_run), SMALL, n_samples_energy=256)
+    assert result["energy_frozen"] == result["energy"]
+    assert result["energy_frozen_error"] == result["energy_error"]
+    assert result["energy_change"] == 0.0 and result["energy_change_error"] > 0
+
+
+def test_freezing_t5_changes_the_state_but_runs():
+    result = freeze_ablation(initial_state("t5"), SMALL, n_samples_energy=256)
+    assert np.isfinite(result["energy_frozen"]) and result["energy_frozen_error"] > 0
+    assert result["energy_frozen"] != result["energy"]
+
+
+def test_npz_round_trip_and_corruption(tmp_path):
+    arrays = {"x": np.arange(6.0).reshape(2, 3), "name": np.array("L6_J0.5_nl1_t5_s0")}
+    io.write_npz(tmp_path / "a.npz", arrays)
+    back = io.read_npz(tmp_path / "a.npz", required=("x",))
+    np.testing.assert_array_equal(back["x"], arrays["x"])
+    assert str(back["name"]) == "L6_J0.5_nl1_t5_s0"
+    (tmp_path / "b.npz").write_bytes(b"not a zip")
+    with pytest.raises(io.CorruptFileError, match="b.npz"):
+        io.read_npz(tmp_path / "b.npz")
+
+
+# --- Shastry-Sutherland (paper Sec. 4.3) ------------------------------------------------------
+def test_dimer_network_is_the_dimer_product_with_energy_minus_three_eighths():
+    result = ss.check_full_sector(L=4, J=0.5, J_dimer=1.0)
+    assert result["covers_every_site_once"] and result["next_nearest_neighbour"]
+    assert result["orthogonal_triangles"]
+    assert result["proportionality_error"] < 1e-12
+    assert abs(result["energy_per_site"] - (-3 / 8)) < 1e-12
+    assert abs(result["ground_state_energy_per_site"] - (-3 / 8)) < 1e-10  # dimer phase
+
+
+def test_dimer_network_on_6x6_samples_is_an_eigenstate():
+    result = ss.check_on_samples(L=6, n_samples=50, seed=1)
+    assert result["ratio_spread"] < 1e-12
+    assert result["energy_max_deviation"] < 1e-12
+    assert result["random_broken_max_amplitude"] < 1e-12
+
+
+def test_crossed_plaquette_dimers_are_not_shastry_sutherland():
+    L = 4
+    crossed = [(ss.site(L, p, 0), ss.site(L, p, 3)) for p in range(4)]
+    crossed += [(ss.site(L, p, 1), ss.site(L, p, 2)) for p in range(4)]
+    checks = ss.pattern_checks(L, np.array(crossed))
+    assert checks["covers_every_site_once"] and checks["next_nearest_neighbour"]
+    assert not checks["orthogonal_triangles"]

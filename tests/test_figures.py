@@ -1,0 +1,109 @@
+"""Tables and figures from tiny real runs (4x4, a few steps), without Snakemake."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from vitnqs import io
+from vitnqs.config import RunConfig
+from vitnqs.paper import PAPER_TABLE1
+from vitnqs.plotting import fig_learning_curves, fig_scaling, select_timings
+from vitnqs.tables import (
+    format_latex, format_markdown, format_with_error, summary_frame, table_energies,
+)
+
+TINY = dict(L=4, n_layers=1, d_model=8, n_heads=2, n_steps=4, n_samples=64, n_chains=16,
+            n_samples_final=128, protocol="tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Three finished runs: t5 and factored at J2 = 0.5, factored at J2 = 0 -> {run_id: run_dir}."""
+    from vitnqs.train import run
+
+    root = tmp_path_factory.mktemp("runs")
+    configs = [RunConfig.from_dict({**TINY, "J2": J2, "attention": attention})
+               for J2, attention in ((0.5, "t5"), (0.5, "factored"), (0.0, "factored"))]
+    for config in configs:
+        run(config, root / config.run_id, quiet=True)
+    return {config.run_id: root / config.run_id for config in configs}
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_runs):
+    return summary_frame([io.read_json(d / "summary.json") for d in tiny_runs.values()])
+
+
+def test_format_with_error_puts_the_error_in_the_last_digit():
+    assert format_with_error(-0.5031823, 9.2e-6) == "-0.503182(9)"
+    assert format_with_error(-0.5031823, 9.6e-6) == "-0.50318(1)"
+    assert format_with_error(-0.497025, 0.0) == "-0.497025"
+
+
+def test_summary_frame_orders_mechanisms_as_the_paper(runs):
+    assert list(runs.attention) == ["factored", "t5", "factored"]  # J2 = 0 first, then 0.5
+    assert set(runs.protocol) == {"tiny"}
+
+
+def test_summary_frame_refuses_other_summary_versions(tiny_runs):
+    summary = io.read_json(next(iter(tiny_runs.values())) / "summary.json")
+    with pytest.raises(ValueError, match="summary_version"):
+        summary_frame([{**summary, "summary_version": 99}])
+
+
+def test_table_energies_puts_the_paper_beside_ours(runs):
+    table = table_energies(runs)
+    assert len(table) == 3 and table.paper_energy.isna().all()  # the paper has no 4x4 row
+    row = table[table.attention == "t5"].iloc[0]
+    assert row.relative_error == pytest.approx(
+        abs((row.reference_energy - row.energy_per_site) / row.reference_energy))
+    assert row.n_steps == 4 and row.protocol == "tiny"
+    sixes = table_energies(runs.assign(L=6))
+    assert sixes.paper_n_params.dropna().astype(int).tolist() == [154_980, 184_260, 154_980]
+    assert set(PAPER_TABLE1.L) == {6, 10}
+
+
+def test_markdown_and_latex_name_the_protocol(runs):
+    table = table_energies(runs)
+    markdown, latex = format_markdown(table, "Table 1"), format_latex(table, "Table 1")
+    assert "protocol tiny (4 steps, M = 64)" in markdown and "tiny" in latex
+    rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert len(rows) == 5 and latex.count(r"\\") == 4  # header (+ rule) and three rows
+    assert "No finished runs yet" in format_markdown(table.iloc[:0], "Table 1")
+
+
+def test_fig_learning_curves_has_a_panel_per_coupling(runs, tiny_runs):
+    histories = {run_id: io.read_csv(d / "history.csv") for run_id, d in tiny_runs.items()}
+    figure = fig_learning_curves(histories, runs)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    assert titles == ["(a) 4x4, $J_2$ = 0, $n_l$ = 1", "(b) 4x4, $J_2$ = 0.5, $n_l$ = 1"]
+    assert [len(ax.get_lines()) for ax in figure.axes] == [1, 2]
+    assert "protocol tiny" in figure._suptitle.get_text()
+
+
+def test_fig_scaling_uses_benchmarks_when_present(runs):
+    timings, source = select_timings(runs, {})
+    assert source == "median step time of the runs" and len(timings) == 3
+    benchmark = pd.DataFrame({"L": [4, 4], "attention": ["t5", "factored"],
+                              "seconds_per_step": [0.2, 0.1]})
+    timings, source = select_timings(runs, {"cpu.csv": benchmark})
+    assert source == "benchmarks cpu.csv" and timings.seconds_per_step.tolist() == [0.2, 0.1]
+    figure = fig_scaling(runs, timings, source)
+    assert "benchmarks cpu.csv" in figure.axes[1].get_title()
+    baseline = benchmark.assign(implementation="netket", seconds_per_step=[0.4, 0.3])
+    both, _ = select_timings(runs, {"a.csv": benchmark.assign(implementation="vitnqs"),
+                                    "b.csv": baseline})
+    labels = figure_labels(fig_scaling(runs, both, "benchmarks").axes[1])
+    assert {"t5 netket", "t5 vitnqs", "factored netket", "factored vitnqs"} <= labels
+
+
+def figure_labels(ax) -> set[str]:
+    return {text.get_text() for text in ax.get_legend().get_texts()}
+
+
+def test_figures_of_no_runs_say_so(runs):
+    empty = runs.iloc[:0]
+    for figure in (fig_learning_curves({}, empty), fig_scaling(empty, empty, "none")):
+        texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+        assert "no finished runs" in texts

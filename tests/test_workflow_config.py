@@ -1,0 +1,60 @@
+"""The run grid of config/config.yaml, built without Snakemake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vitnqs.config import ConfigError
+from vitnqs.workflow_config import build_run_grid
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load(CONFIG.read_text())
+
+
+def test_runs_shared_by_groups_collapse_to_one_run_id(config):
+    grid = build_run_grid(config)
+    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [6, 12, 9, 3]
+    assert len(grid.runs) == 18  # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups
+    shared = grid.runs["L6_J0.5_nl4_t5_s0"]
+    assert all("L6_J0.5_nl4_t5_s0" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
+    assert (shared.d_model, shared.n_heads, shared.patch_size) == (60, 10, 2)
+    assert shared.protocol == "short" and shared.n_steps == 300 and shared.n_samples == 1024
+
+
+def test_paper_protocol_is_the_papers(config):
+    config["groups"] = {"table1": [{"protocol": "paper", "L": 10, "J2": 0.5, "n_layers": 4,
+                                    "attention": "factored"}]}
+    (run,) = build_run_grid(config).runs.values()
+    assert (run.n_steps, run.n_samples, run.learning_rate, run.learning_rate_final,
+            run.diag_shift, run.n_samples_final) == (5000, 6000, 0.03, 0.0, 1e-4, 600_000)
+    assert run.protocol == "paper" and run.run_id == "L10_J0.5_nl4_factored_s0"
+
+
+def test_runs_where_filters_on_run_config_fields(config):
+    grid = build_run_grid(config)
+    assert grid.where(L=6, n_layers=1, J2=0.5) == [
+        "L6_J0.5_nl1_t5_s0", "L6_J0.5_nl1_decoupled_s0", "L6_J0.5_nl1_factored_s0"]
+    assert len(grid.where(attention="factored")) == 6
+    with pytest.raises(ConfigError, match="unknown RunConfig field"):
+        grid.where(n_l=1)
+
+
+def test_adding_a_run_is_one_line(config):
+    before = build_run_grid(config).runs
+    config["groups"]["fig3"].append(yaml.safe_load(
+        "{protocol: reduced, L: 8, J2: 0.5, n_layers: 4, attention: t5, seed: 1}"))
+    after = build_run_grid(config).runs
+    assert set(after) - set(before) == {"L8_J0.5_nl4_t5_s1"}
+
+
+def test_groups_giving_one_run_two_configs_are_both_named(config):
+    config["groups"]["fig4"][0]["snapshot_steps"] = [0, 100]
+    with pytest.raises(ConfigError, match=r"groups\.fig2\[2\] and groups\.fig4\[0\].*snapshot_steps"):
+        build_run_grid(config)

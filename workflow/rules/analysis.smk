@@ -1,0 +1,230 @@
+# Attention analysis: maps (paper Fig. 4), input dependence of the query-key weights, the freeze
+# ablation, and the Shastry-Sutherland construction (Sec. 4.3). These rules read finished runs
+# and never train: a run enters only when its summary.json is on disk at parse time (its input
+# is ancient(), so a newer summary does not redo an analysis either). Heavy rules sample trained
+# states and write compact .npz/.csv/.json, meant to be committed; tables and figures only read
+# those, so restyling never samples again.
+#
+# Uses from common.smk: RESULTS, RUNS, runs_where(**filters), run_path(run_id, name).
+# Config key `analysis` (optional; every sub-key defaults to ANALYSIS_DEFAULTS below).
+import os
+
+ANALYSIS_DEFAULTS = {
+    # Sampling of each state (vitnqs.analysis.Sampling): M = 6000 as for the paper's Fig. 4.
+    "n_samples": 6000,
+    "n_chains": 600,
+    "n_discard_per_chain": 20,  # sweeps; fresh chains start from random Sz = 0 states
+    "seed": 0,
+    "chunk_size": 1000,
+    # Freeze ablation: fresh samples per energy estimate (frozen and unfrozen network each).
+    "n_samples_energy": 120000,
+    # Which finished runs make Fig. 4 (6x6, n_l = 1, J2 = 0.5) and the index-vs-L figure.
+    "fig4_runs": {"L": 6, "J2": 0.5, "n_layers": 1},
+    "size_runs": {"J2": 0.5, "n_layers": 4},
+    # Sec. 4.3: full Sz = 0 sector on L_full, exact dimer samples on L_sampled, J/J' = 0.5.
+    "shastry_sutherland": {
+        "L_full": 4, "L_sampled": 6, "J": 0.5, "J_dimer": 1.0, "n_samples": 1000, "seed": 0,
+    },
+}
+ANALYSIS = {**ANALYSIS_DEFAULTS, **config.get("analysis", {})}
+SAMPLING = {
+    key: ANALYSIS[key]
+    for key in ("n_samples", "n_chains", "n_discard_per_chain", "seed", "chunk_size")
+}
+ANALYSIS_DIR = f"{RESULTS}/analysis"
+MAPS = f"{ANALYSIS_DIR}/attention_maps/{{run}}.npz"
+INPUT_DEPENDENCE = f"{ANALYSIS_DIR}/input_dependence/{{run}}.csv"
+FREEZE_ABLATION = f"{ANALYSIS_DIR}/freeze_ablation/{{run}}.json"
+
+# Runs whose training finished: summary.json on disk now. Only these are analysed.
+FINISHED = {run for run in RUNS if os.path.exists(run_path(run, "summary.json"))}
+QUERY_KEY_RUNS = sorted(
+    run for mechanism in ("t5", "decoupled") for run in runs_where(attention=mechanism)
+    if run in FINISHED
+)
+MAP_RUNS = sorted(run for run in runs_where(**ANALYSIS["fig4_runs"]) if run in FINISHED)
+FIG4_RUNS = {  # per mechanism the first run id, when several match
+    RUNS[run].attention: run for run in reversed(MAP_RUNS) if RUNS[run].attention != "factored"
+}
+SIZE_RUNS = sorted(set(runs_where(**ANALYSIS["size_runs"])) & set(QUERY_KEY_RUNS))
+
+ANALYSIS_TARGETS = (
+    [f"{ANALYSIS_DIR}/shastry_sutherland.json"]
+    + expand(MAPS, run=MAP_RUNS)
+    + ([f"{RESULTS}/figures/fig4.pdf"] if FIG4_RUNS else [])
+    + (
+        [
+            f"{ANALYSIS_DIR}/table_input_dependence.csv",
+            f"{ANALYSIS_DIR}/table_freeze_ablation.csv",
+            f"{RESULTS}/figures/fig_input_dependence.pdf",
+        ]
+        if QUERY_KEY_RUNS
+        else []
+    )
+    + ([f"{RESULTS}/figures/fig_input_dependence_size.pdf"] if SIZE_RUNS else [])
+)
+"""Everything this file makes from the runs on disk: an input of `rule all`."""
+
+
+rule analysis:
+    input:
+        ANALYSIS_TARGETS,
+
+
+# --- heavy: sample trained states -------------------------------------------------------------
+rule attention_maps:
+    input:
+        summary=ancient(run_path("{run}", "summary.json")),
+    output:
+        MAPS,
+    params:
+        sampling=SAMPLING,
+    log:
+        f"{RESULTS}/logs/attention_maps/{{run}}.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/attention_maps.py"
+
+
+rule input_dependence:
+    input:
+        summary=ancient(run_path("{run}", "summary.json")),
+    output:
+        INPUT_DEPENDENCE,
+    params:
+        sampling=SAMPLING,
+    log:
+        f"{RESULTS}/logs/input_dependence/{{run}}.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/input_dependence.py"
+
+
+rule freeze_ablation:
+    input:
+        summary=ancient(run_path("{run}", "summary.json")),
+    output:
+        FREEZE_ABLATION,
+    params:
+        sampling=SAMPLING,
+        n_samples_energy=ANALYSIS["n_samples_energy"],
+    log:
+        f"{RESULTS}/logs/freeze_ablation/{{run}}.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/freeze_ablation.py"
+
+
+rule shastry_sutherland:
+    output:
+        report(
+            f"{ANALYSIS_DIR}/shastry_sutherland.json",
+            caption="../report/shastry_sutherland.rst",
+            category="Attention analysis",
+        ),
+    params:
+        check=ANALYSIS["shastry_sutherland"],
+    log:
+        f"{RESULTS}/logs/shastry_sutherland.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/shastry_sutherland.py"
+
+
+# --- cheap: tables and figures from the data above --------------------------------------------
+rule table_input_dependence:
+    input:
+        frames=expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS),
+        code="src/vitnqs/analysis.py",
+    output:
+        report(
+            f"{ANALYSIS_DIR}/table_input_dependence.csv",
+            caption="../report/table_input_dependence.rst",
+            category="Attention analysis",
+        ),
+    log:
+        f"{RESULTS}/logs/table_input_dependence.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_input_dependence.py"
+
+
+rule table_freeze_ablation:
+    input:
+        ablations=expand(FREEZE_ABLATION, run=QUERY_KEY_RUNS),
+    output:
+        report(
+            f"{ANALYSIS_DIR}/table_freeze_ablation.csv",
+            caption="../report/table_freeze_ablation.rst",
+            category="Attention analysis",
+        ),
+    log:
+        f"{RESULTS}/logs/table_freeze_ablation.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_freeze_ablation.py"
+
+
+rule fig_input_dependence:
+    input:
+        frames=expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS),
+        code="src/vitnqs/attention_plots.py",
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig_input_dependence.png",
+            caption="../report/fig_input_dependence.rst",
+            category="Attention analysis",
+        ),
+        pdf=f"{RESULTS}/figures/fig_input_dependence.pdf",
+    log:
+        f"{RESULTS}/logs/fig_input_dependence.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig_input_dependence.py"
+
+
+rule fig_input_dependence_size:
+    input:
+        table=f"{ANALYSIS_DIR}/table_input_dependence.csv",
+        code="src/vitnqs/attention_plots.py",
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig_input_dependence_size.png",
+            caption="../report/fig_input_dependence_size.rst",
+            category="Attention analysis",
+        ),
+        pdf=f"{RESULTS}/figures/fig_input_dependence_size.pdf",
+    params:
+        runs=ANALYSIS["size_runs"],
+    log:
+        f"{RESULTS}/logs/fig_input_dependence_size.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig_input_dependence_size.py"
+
+
+rule fig4:
+    input:
+        **{mechanism: MAPS.format(run=run) for mechanism, run in FIG4_RUNS.items()},
+        code="src/vitnqs/attention_plots.py",
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig4.png",
+            caption="../report/fig4.rst",
+            category="Attention analysis",
+        ),
+        pdf=f"{RESULTS}/figures/fig4.pdf",
+    log:
+        f"{RESULTS}/logs/fig4.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig4.py"

@@ -1,0 +1,81 @@
+# Config validation, the run grid, and the get_* helpers every rule file uses.
+#
+# At parse time the config is checked against config/schema.yaml (in the Snakefile) and every
+# run is built with vitnqs.config.RunConfig.from_dict, so a bad value stops the workflow before
+# any job, with a message naming the key.
+
+import glob
+import os
+import re
+import sys
+
+from snakemake.utils import min_version
+
+from vitnqs.config import ConfigError
+from vitnqs.gpus import visible_gpus
+from vitnqs.workflow_config import build_run_grid
+
+min_version("9.0")
+
+try:
+    GRID = build_run_grid(config)
+except ConfigError as error:
+    sys.exit(f"Invalid workflow config: {error}")
+
+RESULTS = config["results"]
+"""Root folder of runs, tables and figures ("results"; "results-quick" for config/quick.yaml)."""
+
+RUNS = GRID.runs
+"""Run id -> RunConfig, for every run of every group."""
+
+GROUPS = GRID.groups
+"""Group name (table1, fig2, ...) -> its run ids."""
+
+wildcard_constraints:
+    run="|".join(re.escape(run_id) for run_id in RUNS) or "no-runs",
+
+# One training job per GPU: unless the command line or a profile sets the limit, it is the
+# number of visible GPUs. Without GPUs training runs on the CPU, limited by --cores.
+if "gpu" not in workflow.global_resources and visible_gpus():
+    workflow.register_resource("gpu", len(visible_gpus()))
+
+
+def runs_where(**filters):
+    """Run ids whose RunConfig fields equal the filters, e.g. runs_where(L=6, n_layers=1, J2=0.5)."""
+    return GRID.where(**filters)
+
+
+def run_path(run_id, name):
+    """A file of a run: run_path("L6_J0.5_nl4_t5_s0", "summary.json")."""
+    return f"{RESULTS}/runs/{run_id}/{name}"
+
+
+def finished_runs(run_ids):
+    """The runs that have a summary.json on disk; all of them if require_all_runs is set.
+
+    Tables and figures take their inputs from here, so a missing run is skipped instead of
+    trained (unless require_all_runs), and `snakemake --cores all` never starts a training job.
+    """
+    if config["require_all_runs"]:
+        return list(run_ids)
+    return [run_id for run_id in run_ids if os.path.exists(run_path(run_id, "summary.json"))]
+
+
+def get_run_config(wildcards):
+    """The run's validated config as a plain mapping, for the train script."""
+    return RUNS[wildcards.run].to_dict()
+
+
+def get_group_files(group, name):
+    """One file (summary.json, history.csv, ...) of each finished run of a group."""
+    return [run_path(run_id, name) for run_id in finished_runs(GROUPS.get(group, []))]
+
+
+def get_all_summaries():
+    """summary.json of every run of the grid: the target of train_all."""
+    return [run_path(run_id, "summary.json") for run_id in RUNS]
+
+
+def get_benchmarks():
+    """Timing tables written by the benchmark, if any: results/benchmarks/*.csv."""
+    return sorted(glob.glob(f"{RESULTS}/benchmarks/*.csv"))

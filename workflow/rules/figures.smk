@@ -1,0 +1,33 @@
+# Figures: read finished runs, never train (inputs come from finished_runs in common.smk).
+
+
+rule fig2:
+    input:
+        summaries=get_group_files("fig2", "summary.json"),
+        histories=get_group_files("fig2", "history.csv"),
+        code="src/vitnqs/plotting.py",
+    output:
+        png=report(f"{RESULTS}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/fig2.pdf",
+    log:
+        f"{RESULTS}/logs/fig2.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig2.py"
+
+
+rule fig3:
+    input:
+        summaries=get_group_files("fig3", "summary.json"),
+        benchmarks=get_benchmarks(),
+        code="src/vitnqs/plotting.py",
+    output:
+        png=report(f"{RESULTS}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/fig3.pdf",
+    log:
+        f"{RESULTS}/logs/fig3.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig3.py"

@@ -1,0 +1,11 @@
+"""Adapter: attention maps of one run at initialization and after optimization -> .npz."""
+import sys
+from pathlib import Path
+
+from vitnqs import io
+from vitnqs.analysis import Sampling, run_attention_maps
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+run_dir = Path(snakemake.input.summary).parent  # noqa: F821
+maps = run_attention_maps(run_dir, Sampling(**snakemake.params.sampling))  # noqa: F821
+io.write_npz(snakemake.output[0], maps)  # noqa: F821

@@ -1,0 +1,11 @@
+"""Adapter: input-dependence index at every snapshot of one run -> .csv."""
+import sys
+from pathlib import Path
+
+from vitnqs import io
+from vitnqs.analysis import Sampling, input_dependence
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
+run_dir = Path(snakemake.input.summary).parent  # noqa: F821
+frame = input_dependence(run_dir, Sampling(**snakemake.params.sampling))  # noqa: F821
+io.write_csv(snakemake.output[0], frame)  # noqa: F821
