@@ -77,7 +77,8 @@ def test_fig_learning_curves_has_a_panel_per_coupling(runs, tiny_runs):
     histories = {run_id: io.read_csv(d / "history.csv") for run_id, d in tiny_runs.items()}
     figure = fig_learning_curves(histories, runs)
     titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
-    assert titles == ["(a) 4x4, $J_2$ = 0, $n_l$ = 1", "(b) 4x4, $J_2$ = 0.5, $n_l$ = 1"]
+    # 4x4 panels are not in the paper: no Fig. 2 letter
+    assert titles == ["4x4, $J_2$ = 0, $n_l$ = 1", "4x4, $J_2$ = 0.5, $n_l$ = 1"]
     assert [len(ax.get_lines()) for ax in figure.axes] == [1, 2]
     assert "protocol tiny" in figure._suptitle.get_text()
 
@@ -107,3 +108,4 @@ def test_figures_of_no_runs_say_so(runs):
     for figure in (fig_learning_curves({}, empty), fig_scaling(empty, empty, "none")):
         texts = [t.get_text() for ax in figure.axes for t in ax.texts]
         assert "no finished runs" in texts
+

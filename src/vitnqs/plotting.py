@@ -39,6 +39,10 @@ MARKERS = {"t5": "o", "decoupled": "s", "factored": "^"}
 """One marker per attention mechanism."""
 
 
+FIG2_PANELS = {(6, 0.0, 1): "a", (6, 0.0, 4): "b", (6, 0.5, 1): "c", (6, 0.5, 4): "d"}
+"""The paper's Fig. 2 panel letter of each (L, J2, n_l); other panels carry no letter."""
+
+
 def relative_error(energy, reference):
     """|(E0 - E) / E0| of an energy per site against the reference E0."""
     return ((reference - energy) / reference).abs()
@@ -56,17 +60,20 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
     panels = sorted(data.groupby(["L", "J2", "n_layers"]).groups) if not data.empty else []
     with plt.rc_context(STYLE):
         fig, axes = _panel_grid(len(panels))
-        for letter, ax, (L, J2, n_layers) in zip("abcdefghijklmnop", axes, panels):
+        for ax, (L, J2, n_layers) in zip(axes, panels):
+            letter = FIG2_PANELS.get((L, J2, n_layers))
+            prefix = f"({letter}) " if letter else ""
             panel = data[(data.L == L) & (data.J2 == J2) & (data.n_layers == n_layers)]
             for attention, group in _by_mechanism(panel):
                 for _, curve in group.groupby("run_id"):  # one curve per seed
                     ax.plot(curve.step, curve.rel, color=COLORS[attention], label=attention)
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
-                   title=f"({letter}) {L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}")
+                   title=f"{prefix}{L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}")
             _legend_by_mechanism(ax)
         if not panels:
             _no_runs(axes[0])
-        fig.suptitle(f"Relative error during optimization; {describe_protocols(runs)}")
+        fig.suptitle(f"Relative error during optimization\n{describe_protocols(runs)}",
+                     fontsize="small")
     return fig
 
 
@@ -93,7 +100,7 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         for ax in (left, right):
             ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
             _legend_by_mechanism(ax)
-        fig.suptitle(f"Scaling with system size; {describe_protocols(runs)}")
+        fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
 
 
