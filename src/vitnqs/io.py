@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+SUMMARY_VERSION = 1
+"""Layout version of a run's summary.json; readers refuse other versions with a clear message."""
+
 ENVELOPE_FORMAT = "vitnqs-state-1"
 """Tag of the checksummed msgpack envelope; bump it when the layout changes."""
 

@@ -11,11 +11,10 @@ import math
 
 import pandas as pd
 
+from vitnqs import io
 from vitnqs.config import MECHANISMS
 from vitnqs.paper import PAPER_TABLE1
 
-SUMMARY_VERSION = 1
-"""The summary.json layout these tables read (vitnqs.train.SUMMARY_VERSION)."""
 
 RUN_COLUMNS = (
     "run_id", "protocol", "L", "J2", "n_layers", "attention", "d_model", "n_heads", "n_params",
@@ -28,10 +27,10 @@ RUN_COLUMNS = (
 def summary_frame(summaries: list[dict]) -> pd.DataFrame:
     """One row per run from its summary.json mapping; refuses unknown summary layouts."""
     for summary in summaries:
-        if summary.get("summary_version") != SUMMARY_VERSION:
+        if summary.get("summary_version") != io.SUMMARY_VERSION:
             raise ValueError(
                 f"run {summary.get('run_id')!r} has summary_version "
-                f"{summary.get('summary_version')!r}; these tables read version {SUMMARY_VERSION}"
+                f"{summary.get('summary_version')!r}; these tables read version {io.SUMMARY_VERSION}"
             )
     frame = pd.DataFrame([{c: s.get(c) for c in RUN_COLUMNS} for s in summaries],
                          columns=list(RUN_COLUMNS))

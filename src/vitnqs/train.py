@@ -40,9 +40,6 @@ HISTORY_COLUMNS = (
 """Columns of history.csv. energy and its error are per site (J1, S = 1/2); variance is the
 variance of the total local energy in units of J1^2 (S = 1/2); seconds is the step's wall time."""
 
-SUMMARY_VERSION = 1
-"""Layout version of summary.json; readers refuse other versions with a clear message."""
-
 
 class NonFiniteError(FloatingPointError):
     """The optimization produced a NaN or Inf; the message names the step."""
@@ -311,7 +308,7 @@ class RunRecorder:
             if reference is not None else None
         )
         return {
-            "summary_version": SUMMARY_VERSION,
+            "summary_version": io.SUMMARY_VERSION,
             "run_id": config.run_id,
             "protocol": config.protocol,
             "L": config.L,
