@@ -27,6 +27,7 @@ import netket as nk
 import numpy as np
 import optax
 import pandas as pd
+from flax import serialization
 from netket.callbacks import AbstractCallback
 from netket.utils import struct
 
@@ -171,6 +172,7 @@ class RunRecorder:
         self._step_started = 0.0
         self._last_checkpoint = time.monotonic()
         self._snapshots = set(config.snapshots)
+        self._checkpointed_step = -1
 
     # paths
     @property
@@ -232,8 +234,6 @@ class RunRecorder:
     # checkpoints
     def checkpoint(self, driver, step: int) -> None:
         """Save the whole state after `step` completed steps; keep the previous one."""
-        from flax import serialization
-
         state = {
             "step": step,
             "elapsed": self.elapsed,
@@ -248,11 +248,10 @@ class RunRecorder:
         io.write_state(self.checkpoint_path, payload)
         self.write_history()
         self._last_checkpoint = time.monotonic()
+        self._checkpointed_step = step
 
     def restore(self, driver) -> None:
         """Continue from the newest readable checkpoint, if any; report unreadable ones."""
-        from flax import serialization
-
         for path in (self.checkpoint_path, self.previous_checkpoint_path):
             if not path.exists():
                 continue
@@ -268,6 +267,7 @@ class RunRecorder:
                 driver._optimizer_state, state["optimizer_state"]
             )
             driver._step_count = int(state["step"])
+            self._checkpointed_step = driver.step_count
             self.elapsed = float(state["elapsed"])
             history = state["history"]
             self.rows = [
@@ -286,17 +286,9 @@ class RunRecorder:
     def finish(self, driver) -> None:
         """After the last step: the final parameters (float64) and a final checkpoint."""
         io.write_parameters(self.snapshot_path(self.config.n_steps), driver.state.parameters, "float64")
-        if not self.checkpoint_path.exists() or self._checkpoint_step() != self.config.n_steps:
+        if self._checkpointed_step != self.config.n_steps:
             self.checkpoint(driver, self.config.n_steps)
         self.write_history()
-
-    def _checkpoint_step(self) -> int:
-        from flax import serialization
-
-        try:
-            return int(serialization.msgpack_restore(io.read_state(self.checkpoint_path))["step"])
-        except io.CorruptFileError:
-            return -1
 
     def summary(self, vstate, final: dict[str, float]) -> dict[str, Any]:
         config = self.config
@@ -380,9 +372,15 @@ def _claim_run_directory(config: RunConfig, run_dir: Path) -> None:
     io.write_yaml(path, config.to_dict())
 
 
-def _tree_is_finite(tree) -> bool:
+@jax.jit
+def _all_finite(tree):
     leaves = jax.tree_util.tree_leaves(tree)
-    return bool(all(jax.numpy.all(jax.numpy.isfinite(leaf)) for leaf in leaves))
+    return jax.numpy.all(jax.numpy.stack([jax.numpy.all(jax.numpy.isfinite(x)) for x in leaves]))
+
+
+def _tree_is_finite(tree) -> bool:
+    """One device reduction and one host transfer per step, whatever the number of leaves."""
+    return bool(_all_finite(tree))
 
 
 def _logger(run_dir: Path, quiet: bool) -> logging.Logger:
