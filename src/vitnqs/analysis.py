@@ -30,7 +30,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import netket as nk
 import numpy as np
 import pandas as pd
 
@@ -173,16 +172,9 @@ def build_sampling_state(state: TrainedState, sampling: Sampling, model=None, va
         n_samples=sampling.n_samples, n_chains=sampling.n_chains,
         n_discard_per_chain=sampling.n_discard_per_chain, seed=sampling.seed,
     )
-    sampler = build_variational_state(config).sampler
-    return nk.vqs.MCState(
-        sampler,
-        state.model if model is None else model,
-        n_samples=config.n_samples,
-        n_discard_per_chain=config.n_discard_per_chain,
-        chunk_size=config.chunk_size,
+    return build_variational_state(
+        config, model=state.model if model is None else model,
         variables=state.variables if variables is None else variables,
-        seed=config.seed,
-        sampler_seed=config.seed + 1,
     )
 
 

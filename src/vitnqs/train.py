@@ -63,15 +63,20 @@ def build_model(config: RunConfig):
     )
 
 
-def build_variational_state(config: RunConfig, system=None):
-    """The NetKet MCState of a run: ViT, Metropolis exchange sampler, M samples."""
+def build_variational_state(config: RunConfig, system=None, model=None, variables=None):
+    """The NetKet MCState of a run: ViT, Metropolis exchange sampler, M samples.
+
+    ``model`` and ``variables`` replace the run's ViT and its random initialization (the
+    analysis samples trained or modified networks through the run's own sampler this way).
+    """
     system = system or build_system(config.L, config.J2)
     return nk.vqs.MCState(
         system.sampler(n_chains=config.chains, d_max=config.d_max),
-        build_model(config),
+        build_model(config) if model is None else model,
         n_samples=config.n_samples,
         n_discard_per_chain=config.n_discard_per_chain,
         chunk_size=config.chunk_size,
+        variables=variables,
         seed=config.seed,
         sampler_seed=config.seed + 1,
     )

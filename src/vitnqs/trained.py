@@ -41,9 +41,7 @@ class TrainedState:
             config = config.replace(n_samples=n_samples, n_chains=None)
         if seed is not None:
             config = config.replace(seed=seed)
-        vstate = build_variational_state(config)
-        vstate.variables = self.variables
-        return vstate
+        return build_variational_state(config, model=self.model, variables=self.variables)
 
 
 def available_snapshots(run_dir: Path | str) -> list[int]:

@@ -36,8 +36,9 @@ MAPS = f"{ANALYSIS_DIR}/attention_maps/{{run}}.npz"
 INPUT_DEPENDENCE = f"{ANALYSIS_DIR}/input_dependence/{{run}}.csv"
 FREEZE_ABLATION = f"{ANALYSIS_DIR}/freeze_ablation/{{run}}.json"
 
-# Runs whose training finished: summary.json on disk now. Only these are analysed.
-FINISHED = {run for run in RUNS if os.path.exists(run_path(run, "summary.json"))}
+# Runs whose training finished (common.smk: summary.json on disk, or every run with
+# require_all_runs). Only these are analysed.
+FINISHED = set(finished_runs(RUNS))
 QUERY_KEY_RUNS = sorted(
     run for mechanism in ("t5", "decoupled") for run in runs_where(attention=mechanism)
     if run in FINISHED

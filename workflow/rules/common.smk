@@ -36,8 +36,9 @@ wildcard_constraints:
 
 # One training job per GPU: unless the command line or a profile sets the limit, it is the
 # number of visible GPUs. Without GPUs training runs on the CPU, limited by --cores.
-if "gpu" not in workflow.global_resources and visible_gpus():
-    workflow.register_resource("gpu", len(visible_gpus()))
+GPUS = visible_gpus()
+if "gpu" not in workflow.global_resources and GPUS:
+    workflow.register_resource("gpu", len(GPUS))
 
 
 def runs_where(**filters):
