@@ -137,6 +137,16 @@ def test_freezing_t5_changes_the_state_but_runs():
     assert result["energy_frozen"] != result["energy"]
 
 
+
+def test_analysis_samples_a_run_whose_chunk_does_not_divide_its_sample_count():
+    """A run trained with chunk_size = 48 (a runtime setting) is analysed with M = 128 samples."""
+    state = initial_state("t5")
+    state = dataclasses.replace(state, config=state.config.replace(chunk_size=48, n_samples=96))
+    moments = sampled_moments(state, SMALL)
+    assert all(np.isfinite(m.index).all() and m.count == 128 for layers in moments.values() for m in layers)
+    assert state.variational_state(n_samples=100).chunk_size is None
+    assert state.variational_state(n_samples=144).chunk_size == 48
+
 def test_npz_round_trip_and_corruption(tmp_path):
     arrays = {"x": np.arange(6.0).reshape(2, 3), "name": np.array("L6_J0.5_nl1_t5_s0")}
     io.write_npz(tmp_path / "a.npz", arrays)

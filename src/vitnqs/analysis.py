@@ -171,6 +171,7 @@ def build_sampling_state(state: TrainedState, sampling: Sampling, model=None, va
     config = state.config.replace(
         n_samples=sampling.n_samples, n_chains=sampling.n_chains,
         n_discard_per_chain=sampling.n_discard_per_chain, seed=sampling.seed,
+        chunk_size=sampling.chunk_size,  # the run's own chunk need not divide the analysis's M
     )
     return build_variational_state(
         config, model=state.model if model is None else model,

@@ -38,7 +38,9 @@ class TrainedState:
 
         config = self.config
         if n_samples is not None:
-            config = config.replace(n_samples=n_samples, n_chains=None)
+            chunk = config.chunk_size  # a runtime setting of the run; kept where it still divides M
+            config = config.replace(n_samples=n_samples, n_chains=None,
+                                    chunk_size=chunk if chunk and n_samples % chunk == 0 else None)
         if seed is not None:
             config = config.replace(seed=seed)
         return build_variational_state(config, model=self.model, variables=self.variables)

@@ -21,6 +21,9 @@ ANALYSIS_DEFAULTS = {
     # Which finished runs make Fig. 4 (6x6, n_l = 1, J2 = 0.5) and the index-vs-L figure.
     "fig4_runs": {"L": 6, "J2": 0.5, "n_layers": 1},
     "size_runs": {"J2": 0.5, "n_layers": 4},
+    # Which query-key runs get the freeze ablation: two energy estimates per run, a CPU job of
+    # minutes at L = 6 and of an hour at L = 8 (widen the filter on a GPU).
+    "ablation_runs": {"L": 6},
     # Sec. 4.3: full Sz = 0 sector on L_full, exact dimer samples on L_sampled, J/J' = 0.5.
     "shastry_sutherland": {
         "L_full": 4, "L_sampled": 6, "J": 0.5, "J_dimer": 1.0, "n_samples": 1000, "seed": 0,
@@ -47,11 +50,16 @@ MAP_RUNS = sorted(run for run in runs_where(**ANALYSIS["fig4_runs"]) if run in F
 FIG4_RUNS = {  # per mechanism the first run id, when several match
     RUNS[run].attention: run for run in reversed(MAP_RUNS) if RUNS[run].attention != "factored"
 }
+ABLATION_RUNS = sorted(set(runs_where(**ANALYSIS["ablation_runs"])) & set(QUERY_KEY_RUNS))
 SIZE_RUNS = sorted(set(runs_where(**ANALYSIS["size_runs"])) & set(QUERY_KEY_RUNS))
 
 ANALYSIS_TARGETS = (
     [f"{ANALYSIS_DIR}/shastry_sutherland.json"]
     + expand(MAPS, run=MAP_RUNS)
+    # the per-run files too, so that a run added later is analysed even where Snakemake has no
+    # metadata of the tables (a fresh clone): a missing input alone does not rerun a table
+    + expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS)
+    + expand(FREEZE_ABLATION, run=ABLATION_RUNS)
     + ([f"{RESULTS}/figures/fig4.pdf"] if FIG4_RUNS else [])
     + (
         [
@@ -157,7 +165,7 @@ rule table_input_dependence:
 
 rule table_freeze_ablation:
     input:
-        ablations=expand(FREEZE_ABLATION, run=QUERY_KEY_RUNS),
+        ablations=expand(FREEZE_ABLATION, run=ABLATION_RUNS),
     output:
         report(
             f"{ANALYSIS_DIR}/table_freeze_ablation.csv",
