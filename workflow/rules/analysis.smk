@@ -22,8 +22,8 @@ ANALYSIS_DEFAULTS = {
     "fig4_runs": {"L": 6, "J2": 0.5, "n_layers": 1},
     "size_runs": {"J2": 0.5, "n_layers": 4},
     # Which query-key runs get the freeze ablation: two energy estimates per run, a CPU job of
-    # minutes at L = 6 and of an hour at L = 8 (widen the filter on a GPU).
-    "ablation_runs": {"L": 6},
+    # minutes for n_l = 1 at L = 6, of half an hour or more for n_l = 4 (widen it on a GPU).
+    "ablation_runs": {"L": 6, "n_layers": 1},
     # Sec. 4.3: full Sz = 0 sector on L_full, exact dimer samples on L_sampled, J/J' = 0.5.
     "shastry_sutherland": {
         "L_full": 4, "L_sampled": 6, "J": 0.5, "J_dimer": 1.0, "n_samples": 1000, "seed": 0,
