@@ -1,13 +1,46 @@
-"""Faults: corrupted state files, results of another layout version."""
+"""Faults: SIGKILL at random moments, non-finite local energies, corrupted state files and cached
+results, results of another layout version."""
 
 from __future__ import annotations
 
-import pytest
-from train_helpers import TINY_RUN
+import os
+import random
+import re
+import runpy
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
-from vitnqs import io
+import jax
+import netket as nk
+import numpy as np
+import pandas as pd
+import pytest
+from flax import serialization
+from snakemake.iocontainers import Namedlist
+from train_helpers import (
+    MOMENTS,
+    REPO,
+    TINY_RUN,
+    WRITES,
+    kill_training_at,
+    poisoned_local_estimators,
+    run_outcome,
+    train_with_fault,
+    tree_state,
+    write_config,
+    write_yaml,
+)
+
+from vitnqs import cli, io, load_run
+from vitnqs.config import ConfigError, RunConfig
 from vitnqs.tables import summary_frame
-from vitnqs.train import run
+from vitnqs.train import NonFiniteError, run
+
+TINY = RunConfig.from_dict(TINY_RUN)
+RUN_ID = TINY.run_id
+CHECKPOINTS = TINY.n_steps // TINY.checkpoint_every
 
 
 def _corrupt(path, keep_fraction=0.5):
@@ -50,8 +83,6 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
 
 def _train_until(run_dir, stop_at):
     """Run TINY_RUN and raise once `stop_at` steps are checkpointed, as a kill would."""
-    import netket as nk
-
     original = nk.driver.VMC_SR.compute_loss_and_update
 
     def stop(driver):
@@ -66,9 +97,285 @@ def _train_until(run_dir, stop_at):
         nk.driver.VMC_SR.compute_loss_and_update = original
 
 
+# --- SIGKILL at random moments --------------------------------------------------------------------
+_RANDOM = random.Random(8)  # issue 8: random moments, the same ones in every test session
+KILLS = [
+    ("step", _RANDOM.randint(1, TINY.n_steps - 1)),
+    ("update", _RANDOM.randint(0, TINY.n_steps - 1)),
+    ("checkpoint-half", _RANDOM.randint(1, CHECKPOINTS)),
+    ("checkpoint-unrenamed", _RANDOM.randint(1, CHECKPOINTS)),
+    ("snapshot-half", _RANDOM.randint(1, len(TINY.snapshots))),
+    ("history-unrenamed", _RANDOM.randint(1, CHECKPOINTS + 1)),  # + the write after the last step
+    ("summary-half", 1),
+]
+"""(moment, count) of each kill: train_helpers.MOMENTS says where the process stops."""
+
+
+@pytest.mark.parametrize(("moment", "count"), KILLS, ids=[f"{m}-{c}" for m, c in KILLS])
+def test_sigkill_at_a_random_moment_then_rerun_gives_the_uninterrupted_result(
+    uninterrupted, tmp_path, moment, count
+):
+    config = write_config(tmp_path / "run.yaml")
+    run_dir = tmp_path / "run"
+    assert kill_training_at(config, run_dir, moment, count), f"never came {MOMENTS[moment]}"
+    assert not (run_dir / "summary.json").exists()
+    temporaries = sorted(run_dir.rglob(f".*{io.TEMPORARY_SUFFIX}"))
+    if moment in ("step", "update"):
+        assert temporaries == []
+    else:  # killed inside write_atomic: its temporary file is left, named after its target
+        write = moment.rsplit("-", 1)[0]
+        assert [p.name.startswith(f".{WRITES[write]}") for p in temporaries] == [True]
+    _assert_every_file_is_whole(run_dir)
+
+    run(TINY_RUN, run_dir, quiet=True)  # the rerun (in this process: compiled once for all)
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+    assert list(run_dir.rglob(f".*{io.TEMPORARY_SUFFIX}")) == []
+    if temporaries:
+        assert f"removed {temporaries[0]}" in (run_dir / "train.log").read_text()
+
+
+def _assert_every_file_is_whole(run_dir):
+    """Each file of the run reads back as a whole file: the old version or the new one."""
+    readers = {".msgpack": io.read_state, ".csv": io.read_csv, ".json": io.read_json,
+               ".yaml": io.read_yaml}
+    for path in run_dir.rglob("*"):
+        if path.suffix in readers and not path.name.startswith("."):
+            readers[path.suffix](path)
+
+
+# --- non-finite local energies --------------------------------------------------------------------
+@pytest.mark.parametrize(("call", "value", "message"), [
+    (10, np.nan, "at step 9"),
+    (1, np.inf, "at step 0"),
+    (TINY.n_steps + 2, np.nan, "final energy estimate"),
+], ids=["nan-step-9", "inf-step-0", "nan-final-estimate"])
+def test_non_finite_local_energy_stops_the_run_and_reaches_no_output(
+    uninterrupted, tmp_path, monkeypatch, call, value, message
+):
+    monkeypatch.setattr(nk.vqs.MCState, "local_estimators",
+                        poisoned_local_estimators(nk.vqs.MCState.local_estimators, call, value))
+    run_dir = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match=message):
+        run(TINY_RUN, run_dir, quiet=True)
+    assert not (run_dir / "summary.json").exists()
+    history = io.read_csv(run_dir / "history.csv")
+    assert len(history) == min(call - 1, TINY.n_steps)
+    assert np.isfinite(history.to_numpy(dtype=float)).all()
+    states = [io.read_parameters(p) for p in (run_dir / "snapshots").glob("step_*.msgpack")]
+    if (run_dir / "checkpoint" / "state.msgpack").exists():
+        states.append(serialization.msgpack_restore(
+            io.read_state(run_dir / "checkpoint" / "state.msgpack")))
+    leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(states)]
+    assert all(np.isfinite(leaf).all() for leaf in leaves if leaf.dtype.kind in "fc")
+
+    monkeypatch.undo()  # the fault is gone: the same call resumes and finishes the run
+    run(TINY_RUN, run_dir, quiet=True)
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+
+
+def test_non_finite_local_energy_stops_the_command_line_with_a_message(tmp_path):
+    config = write_config(tmp_path / "run.yaml")
+    result = train_with_fault(config, tmp_path / "run", "nan-local-energy", 10)
+    assert result.returncode == 1
+    assert "non-finite energy" in result.stderr and "at step 9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+# --- corrupted cached results, read by the workflow's scripts -------------------------------------
+SAMPLING = {"n_samples": 16, "n_chains": 4, "n_discard_per_chain": 1, "seed": 0, "chunk_size": 16}
+RUN = f"runs/{RUN_ID}"
+ANALYSIS = "analysis/{}/" + RUN_ID
+
+
+def _script_io(script: str, results: Path) -> dict:
+    """The snakemake object's input, output and params of a script, for the run RUN_ID."""
+    summary, history = str(results / RUN / "summary.json"), str(results / RUN / "history.csv")
+    maps = ANALYSIS.format("attention_maps") + ".npz"
+    table = {
+        "table1.py": ({"summaries": [summary]},
+                      {f: f"tables/table1.{f}" for f in ("csv", "md", "tex")}, {}),
+        "fig2.py": ({"summaries": [summary], "histories": [history]},
+                    {f: f"figures/fig2.{f}" for f in ("png", "pdf")}, {}),
+        "table_input_dependence.py": (
+            {"frames": [str(results / ANALYSIS.format("input_dependence")) + ".csv"]},
+            {"csv": "analysis/table_input_dependence.csv"}, {}),
+        "table_freeze_ablation.py": (
+            {"ablations": [str(results / ANALYSIS.format("freeze_ablation")) + ".json"]},
+            {"csv": "analysis/table_freeze_ablation.csv"}, {}),
+        "fig4.py": ({"t5": str(results / maps)},
+                    {f: f"figures/fig4.{f}" for f in ("png", "pdf")}, {}),
+        "attention_maps.py": ({"summary": summary}, {"npz": maps}, {"sampling": SAMPLING}),
+        "input_dependence.py": ({"summary": summary},
+                                {"csv": ANALYSIS.format("input_dependence") + ".csv"},
+                                {"sampling": SAMPLING}),
+        "freeze_ablation.py": ({"summary": summary},
+                               {"json": ANALYSIS.format("freeze_ablation") + ".json"},
+                               {"sampling": SAMPLING, "n_samples_energy": 32}),
+    }[script]
+    inputs, outputs, params = table
+    return {"input": inputs, "output": {k: str(results / v) for k, v in outputs.items()},
+            "params": params}
+
+
+def run_script(script: str, results: Path, log: Path) -> None:
+    """Run workflow/scripts/{script} in this process as Snakemake would, on the tree `results`."""
+    fields = _script_io(script, results)
+    snakemake = SimpleNamespace(**{k: Namedlist(fromdict=v) for k, v in fields.items()},
+                                log=Namedlist([str(log)]))
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        runpy.run_path(str(REPO / "workflow" / "scripts" / script),
+                       init_globals={"snakemake": snakemake})
+    finally:
+        if sys.stdout is not stdout:  # the analysis scripts send their output to the log
+            sys.stdout.close()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def results_tree(uninterrupted, tmp_path_factory) -> Path:
+    """A results tree: the finished tiny run, an analysis file of each kind, and the outputs of
+    every script (placeholders: a script that fails must leave them as they are)."""
+    results = tmp_path_factory.mktemp("results-template") / "results"
+    shutil.copytree(uninterrupted, results / RUN, ignore=shutil.ignore_patterns("checkpoint"))
+    rows = [{"run_id": RUN_ID, "attention": "t5", "L": 4, "J2": 0.5, "n_layers": 1, "step": step,
+             "term": "attention", "layer": 0, "head": head, "index": 0.1 + step / 100}
+            for step in (0, TINY.n_steps) for head in ("0", "1", "mean")]
+    io.write_csv(results / (ANALYSIS.format("input_dependence") + ".csv"), pd.DataFrame(rows))
+    io.write_json(results / (ANALYSIS.format("freeze_ablation") + ".json"),
+                  {"run_id": RUN_ID, "energy": -0.5, "energy_frozen": -0.49})
+    io.write_npz(results / (ANALYSIS.format("attention_maps") + ".npz"),
+                 {"attention_average": np.random.default_rng(0).random((2, 1, 3, 4, 4)),
+                  "steps": np.array([0, TINY.n_steps])})
+    for script in ("table1.py", "fig2.py", "table_input_dependence.py", "table_freeze_ablation.py",
+                   "fig4.py"):
+        for output in _script_io(script, results)["output"].values():
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            Path(output).write_text(f"previous output of {script}\n")
+    return results
+
+
+def _truncate(data: bytes) -> bytes:
+    cut = len(data) // 2
+    return data[: cut - 1] if data[cut - 1:cut] == b"\n" else data[:cut]
+
+
+def _garble(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + b"\xff\xfe" * 8 + data[middle + 16:]
+
+
+def _flip(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+def _nan_energy(data: bytes) -> bytes:
+    lines = data.decode().splitlines(keepends=True)
+    cells = lines[5].split(",")
+    cells[1] = "nan"  # the energy of step 4
+    lines[5] = ",".join(cells)
+    return "".join(lines).encode()
+
+
+DAMAGE = {"truncate": _truncate, "garble": _garble, "flip": _flip, "nan-energy": _nan_energy}
+
+CACHED = [  # (the script that reads the file, the file under results/, the damage)
+    ("table1.py", f"{RUN}/summary.json", "truncate"),
+    ("table1.py", f"{RUN}/summary.json", "garble"),
+    ("fig2.py", f"{RUN}/history.csv", "truncate"),
+    ("fig2.py", f"{RUN}/history.csv", "nan-energy"),
+    ("table_input_dependence.py", ANALYSIS.format("input_dependence") + ".csv", "truncate"),
+    ("table_input_dependence.py", ANALYSIS.format("input_dependence") + ".csv", "garble"),
+    ("table_freeze_ablation.py", ANALYSIS.format("freeze_ablation") + ".json", "truncate"),
+    ("fig4.py", ANALYSIS.format("attention_maps") + ".npz", "flip"),
+    ("fig4.py", ANALYSIS.format("attention_maps") + ".npz", "truncate"),
+    ("attention_maps.py", f"{RUN}/snapshots/step_000000.msgpack", "truncate"),
+    ("input_dependence.py", f"{RUN}/snapshots/step_000000.msgpack", "flip"),
+    ("freeze_ablation.py", f"{RUN}/snapshots/step_{TINY.n_steps:06d}.msgpack", "flip"),
+    ("freeze_ablation.py", f"{RUN}/config.yaml", "garble"),
+]
+
+
+@pytest.mark.parametrize(("script", "name", "damage"), CACHED,
+                         ids=[f"{Path(n).name}-{d}-{s}" for s, n, d in CACHED])
+def test_corrupted_cached_result_is_reported_with_its_path_and_nothing_is_written(
+    results_tree, tmp_path, script, name, damage
+):
+    results = tmp_path / "results"
+    shutil.copytree(results_tree, results)
+    path = results / name
+    path.write_bytes(DAMAGE[damage](path.read_bytes()))
+    before = tree_state(results)
+    with pytest.raises((io.CorruptFileError, ConfigError), match=re.escape(str(path))):
+        run_script(script, results, tmp_path / "script.log")
+    assert tree_state(results) == before
+
+
+def test_the_cached_results_read_back_undamaged(results_tree):
+    """The control of the test above: each file it damages reads back as it was written."""
+    readers = {".json": io.read_json, ".npz": io.read_npz, ".msgpack": io.read_state,
+               ".yaml": io.read_yaml}
+    for name in {name for _, name, _ in CACHED}:
+        path = results_tree / name
+        if path.suffix == ".csv":
+            io.read_csv(path, required=("step",))
+        else:
+            readers[path.suffix](path)
+    assert load_run(results_tree / RUN).step == TINY.n_steps
+
+
+# --- results of another version of vitnqs ---------------------------------------------------------
 def test_summary_of_another_layout_version_gets_a_clear_message():
     old = {"run_id": "L6_J0.5_nl4_t5_s0", "summary_version": 0}
     with pytest.raises(ValueError, match="L6_J0.5_nl4_t5_s0.*summary_version 0.*version 1"):
         summary_frame([old])
     with pytest.raises(ValueError, match="summary_version None"):
         summary_frame([{"run_id": "x"}])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"energy_per_site": None}, r"lacks the field\(s\) \['energy_per_site'\]"),
+    ({"protocol": None, "device": None}, r"lacks the field\(s\) \['protocol', 'device'\]"),
+    ({"energy_per_site": float("nan")}, "energy_per_site=nan, not a finite number"),
+    ({"energy_error": float("inf")}, "energy_error=inf, not a finite number"),
+], ids=["no-energy", "no-protocol-device", "nan-energy", "inf-error"])
+def test_summary_with_a_missing_field_or_a_non_finite_energy_gets_a_clear_message(
+    results_tree, tmp_path, change, message
+):
+    """Through table1.py, as `snakemake` runs it: a ValueError naming the run, no table written."""
+    results = tmp_path / "results"
+    shutil.copytree(results_tree, results)
+    summary_path = results / RUN / "summary.json"
+    summary = io.read_json(summary_path)
+    for key, value in change.items():
+        if value is None:
+            del summary[key]
+        else:
+            summary[key] = value
+    io.write_json(summary_path, summary)
+    before = tree_state(results)
+    with pytest.raises(ValueError, match=f"run '{RUN_ID}'.*{message}"):
+        run_script("table1.py", results, tmp_path / "table1.log")
+    assert tree_state(results) == before
+
+
+def test_run_directory_of_another_version_gets_a_message_not_a_traceback(
+    results_tree, tmp_path, capsys, monkeypatch
+):
+    """A config.yaml with a key this version does not know: `vitnqs train` and load_run name the
+    file and the key, and change nothing."""
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # cli.main appends to it
+    run_dir = tmp_path / "run"
+    shutil.copytree(results_tree / RUN, run_dir)
+    old = {**io.read_yaml(run_dir / "config.yaml"), "n_encoder_blocks": 1}
+    io.write_yaml(run_dir / "config.yaml", old)
+    before = tree_state(run_dir)
+    assert cli.main(["train", write_yaml(tmp_path / "run.yaml", TINY_RUN), str(run_dir),
+                     "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert str(run_dir) in error and "n_encoder_blocks" in error and "Traceback" not in error
+    with pytest.raises(ConfigError, match=re.escape(str(run_dir / "config.yaml"))):
+        load_run(run_dir)
+    assert tree_state(run_dir) == before

@@ -9,15 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from train_helpers import copy_tree, planned_jobs, snakemake, tree_state, write_yaml
 
 from vitnqs.workflow_config import build_run_grid
-
-REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
     # config/quick.yaml shrunk further for CI: 4 runs of 4 steps.
@@ -33,52 +31,16 @@ TINY = {
         "fig4": [{"protocol": "quick", "L": 4, "J2": 0.5, "n_layers": 1, "attention": "t5"}],
     },
 }
+RENDERED = ("tables", "figures", "logs")
+"""Folders of a results tree that Snakemake renders (git-ignored)."""
 FIGURES = ("tables/table1.csv", "tables/table1.md", "tables/table1.tex", "figures/fig2.png",
            "figures/fig2.pdf", "figures/fig3.png", "figures/fig3.pdf")
-
-
-def copy_tree(destination: Path) -> Path:
-    """The files a commit of the working tree would hold, copied to destination."""
-    listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
-    for name in filter(None, listing):
-        if (REPO / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, destination / name)
-    return destination
 
 
 def set_equal_mtimes(root: Path, when: float = 1.7e9) -> None:
     """Give every file and folder the same mtime, as a fresh `git clone` (nearly) does."""
     for path in [root, *root.rglob("*")]:
         os.utime(path, (when, when))
-
-
-def snakemake(cwd: Path, *args: str, configs: list[str] = ()) -> subprocess.CompletedProcess:
-    """Run Snakemake in cwd with extra config files; stdout and stderr together in .stdout."""
-    configfiles = ["--configfile", *configs] if configs else []
-    return subprocess.run([sys.executable, "-m", "snakemake", *args, *configfiles], cwd=cwd,
-                          text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from the 'Job stats' table of a run ({} when nothing is to be done)."""
-    if "Job stats:" not in output:
-        return {}
-    jobs = {}
-    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
-def write_config(path: Path, config: dict) -> str:
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +85,7 @@ def test_train_all_or_a_run_path_trains_what_is_missing(clone):
 ])
 def test_bad_config_stops_before_any_job(clone, tmp_path, override, message):
     result = snakemake(clone, "--cores", "all", "--dry-run",
-                       configs=[write_config(tmp_path / "bad.yaml", override)])
+                       configs=[write_yaml(tmp_path / "bad.yaml", override)])
     assert result.returncode != 0 and message in result.stdout
     assert not planned_jobs(result.stdout)
 
@@ -131,18 +93,18 @@ def test_bad_config_stops_before_any_job(clone, tmp_path, override, message):
 def test_conflicting_groups_are_both_named(clone, tmp_path):
     override = {"groups": {"fig4": [{"protocol": "short", "L": 6, "J2": 0.5, "n_layers": 1,
                                      "attention": "t5", "snapshot_steps": [0, 100]}]}}
-    result = snakemake(clone, "--dry-run", configs=[write_config(tmp_path / "bad.yaml", override)])
+    result = snakemake(clone, "--dry-run", configs=[write_yaml(tmp_path / "bad.yaml", override)])
     text = result.stdout
     assert result.returncode != 0 and "keys ['snapshot_steps'] differ" in text
-    assert "groups.fig2[2]" in text and "groups.fig4[0]" in text
+    assert "groups.fig2[3]" in text and "groups.fig4[0]" in text
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory) -> tuple[Path, list[str], subprocess.CompletedProcess, dict]:
     """The quick grid (shrunk to 4 runs of 4 steps) trained from scratch by Snakemake."""
     tree = copy_tree(tmp_path_factory.mktemp("quick"))
-    configs = ["config/quick.yaml", write_config(tree / "tiny.yaml", TINY)]
-    committed = _tree_state(tree / "results")
+    configs = ["config/quick.yaml", write_yaml(tree / "tiny.yaml", TINY)]
+    committed = tree_state(tree / "results", skip=RENDERED)
     result = snakemake(tree, "--cores", "2", configs=configs)
     return tree, configs, result, committed
 
@@ -156,7 +118,8 @@ def test_quick_grid_trains_and_renders_end_to_end(quick):
     for name in FIGURES:
         assert (tree / "results-quick" / name).stat().st_size > 0, name
     assert "protocol quick (4 steps, M = 64)" in (tree / "results-quick/tables/table1.md").read_text()
-    assert _tree_state(tree / "results") == committed  # the quick grid never touches results/
+    # the quick grid never touches results/
+    assert tree_state(tree / "results", skip=RENDERED) == committed
     again = snakemake(tree, "--cores", "2", "--dry-run", configs=configs)
     assert "train" not in planned_jobs(again.stdout)
     # The analysis rules see runs only once they are on disk: report on this file's targets.
@@ -172,7 +135,7 @@ def test_committed_runs_render_without_training_on_a_fresh_clone(quick, tmp_path
     shutil.rmtree(clone / "results/runs", ignore_errors=True)
     shutil.copytree(tree / "results-quick/runs", clone / "results/runs",
                     ignore=shutil.ignore_patterns("checkpoint"))  # as git holds them
-    committed = write_config(clone / "committed.yaml",
+    committed = write_yaml(clone / "committed.yaml",
                              {"results": "results", "require_all_runs": False})
     configs = ["config/quick.yaml", str(tree / configs[1]), committed]
     set_equal_mtimes(clone)
@@ -192,10 +155,3 @@ def test_committed_runs_render_without_training_on_a_fresh_clone(quick, tmp_path
     assert {p: p.stat().st_mtime for p in summaries} == summaries
     for name in FIGURES:
         assert (clone / "results" / name).exists(), name
-
-
-def _tree_state(folder: Path) -> dict[str, bytes]:
-    """Every file under folder (tables, figures and logs aside) with its contents."""
-    rendered = ("tables", "figures", "logs")
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] not in rendered}

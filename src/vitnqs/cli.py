@@ -49,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         row.to_csv(args.out, mode="a", header=header, index=False)
         return 0
 
-    from vitnqs.train import run
+    from vitnqs.train import NonFiniteError, RunDirectoryError, run
 
-    run(config, args.run_dir, quiet=args.quiet)
+    try:
+        run(config, args.run_dir, quiet=args.quiet)
+    except (NonFiniteError, RunDirectoryError, io.CorruptFileError) as error:
+        print(f"vitnqs: training stopped: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

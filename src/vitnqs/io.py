@@ -1,9 +1,12 @@
 """The only module that knows file formats.
 
 Every write is atomic (a temporary file in the same folder, fsync, rename), so a run killed at
-any moment leaves either the old file or the new one, never half of one. Binary state files
-(checkpoints, parameter snapshots) are msgpack envelopes that carry a SHA-256 of their payload:
-a truncated or corrupted file is detected on read and reported with its path.
+any moment leaves either the old file or the new one, never half of one (and perhaps the
+temporary file, which ``remove_stale_temporaries`` clears). Binary state files (checkpoints,
+parameter snapshots) are msgpack envelopes that carry a SHA-256 of their payload: a truncated or
+corrupted file is detected on read and reported with its path. Text results are checked by
+parsing: undecodable bytes, invalid JSON or YAML, a CSV table cut mid-line, or a missing or
+non-finite value in a column the reader requires, all raise CorruptFileError naming the path.
 """
 
 from __future__ import annotations
@@ -35,11 +38,15 @@ class CorruptFileError(RuntimeError):
         super().__init__(f"{self.path}: {reason}")
 
 
+TEMPORARY_SUFFIX = ".tmp"
+"""Suffix of the temporary files of ``write_atomic``, which are named .{name}.{random}.tmp."""
+
+
 def write_atomic(path: Path | str, data: bytes) -> None:
     """Write bytes to path so that readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -54,6 +61,17 @@ def write_atomic(path: Path | str, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temporaries(folder: Path | str) -> list[Path]:
+    """Delete the temporary files that a process killed inside ``write_atomic`` left in folder.
+
+    Call it only where no other process writes (a run directory is trained by one process).
+    """
+    stale = sorted(Path(folder).glob(f".*{TEMPORARY_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 # --- checksummed binary state ---------------------------------------------------------------
@@ -120,7 +138,7 @@ def read_json(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CorruptFileError(path, f"not valid JSON ({error})") from None
 
 
@@ -142,7 +160,7 @@ def read_yaml(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise CorruptFileError(path, f"not valid YAML ({error})") from None
     return {} if data is None else data
 
@@ -152,15 +170,30 @@ def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
 
 
 def read_csv(path: Path | str, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A table written by ``write_csv``; every required column present, filled and finite."""
+    from io import BytesIO
+
     path = Path(path)
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        raise CorruptFileError(path, "the table ends mid-line: the file is truncated")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(BytesIO(data))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise CorruptFileError(path, f"not a readable CSV table ({error})") from None
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise CorruptFileError(path, f"missing column(s) {missing}")
+    unfilled = [column for column in required if not _filled_and_finite(frame[column])]
+    if unfilled:
+        raise CorruptFileError(path, f"empty or non-finite values in column(s) {unfilled}")
     return frame
+
+
+def _filled_and_finite(column: pd.Series) -> bool:
+    if pd.api.types.is_numeric_dtype(column):
+        return bool(np.isfinite(column.to_numpy(dtype=float)).all())
+    return bool(column.notna().all())
 
 
 # --- arrays -----------------------------------------------------------------------------------

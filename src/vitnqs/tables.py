@@ -24,17 +24,41 @@ RUN_COLUMNS = (
 """Columns of summary_frame, one row per finished run."""
 
 
+FINITE_COLUMNS = ("energy_per_site", "energy_error")
+"""Columns of summary_frame that must hold finite numbers (the others may be null)."""
+
+
 def summary_frame(summaries: list[dict]) -> pd.DataFrame:
-    """One row per run from its summary.json mapping; refuses unknown summary layouts."""
+    """One row per run from its summary.json mapping; refuses other layouts, missing fields and
+    non-finite energies with a ValueError that names the run."""
     for summary in summaries:
-        if summary.get("summary_version") != io.SUMMARY_VERSION:
-            raise ValueError(
-                f"run {summary.get('run_id')!r} has summary_version "
-                f"{summary.get('summary_version')!r}; these tables read version {io.SUMMARY_VERSION}"
-            )
+        check_summary(summary)
     frame = pd.DataFrame([{c: s.get(c) for c in RUN_COLUMNS} for s in summaries],
                          columns=list(RUN_COLUMNS))
     return sort_runs(frame)
+
+
+def check_summary(summary: dict) -> None:
+    """Raise ValueError, naming the run, if a summary.json mapping cannot fill a table row."""
+    run = summary.get("run_id")
+    if summary.get("summary_version") != io.SUMMARY_VERSION:
+        raise ValueError(
+            f"run {run!r} has summary_version {summary.get('summary_version')!r}; these tables "
+            f"read version {io.SUMMARY_VERSION} (results written by another version of vitnqs: "
+            "retrain the run or check out the version that wrote it)"
+        )
+    missing = [column for column in RUN_COLUMNS if column not in summary]
+    if missing:
+        raise ValueError(
+            f"run {run!r}: summary.json lacks the field(s) {missing} of summary_version "
+            f"{io.SUMMARY_VERSION} (an incomplete or hand-edited file: retrain the run)"
+        )
+    for column in FINITE_COLUMNS:
+        value = summary[column]
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(
+                f"run {run!r}: summary.json has {column}={value!r}, not a finite number"
+            )
 
 
 def sort_runs(frame: pd.DataFrame) -> pd.DataFrame:

@@ -105,6 +105,9 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
         logger.info("%s already finished; nothing to do", run_dir)
         return io.read_json(summary_path)
 
+    for folder in (run_dir, run_dir / "checkpoint", run_dir / "snapshots"):
+        for path in io.remove_stale_temporaries(folder):
+            logger.info("removed %s, left by a write that was killed", path)
     system = build_system(config.L, config.J2)
     vstate = build_variational_state(config, system)
     driver = build_driver(config, system, vstate)
@@ -365,7 +368,13 @@ def _claim_run_directory(config: RunConfig, run_dir: Path) -> None:
     """Write config.yaml, or check that the one there describes the same run."""
     path = run_dir / "config.yaml"
     if path.exists():
-        existing = RunConfig.from_dict(io.read_yaml(path)).science()
+        try:
+            existing = RunConfig.from_dict(io.read_yaml(path)).science()
+        except (ConfigError, io.CorruptFileError) as error:
+            raise RunDirectoryError(
+                f"{run_dir} holds a config.yaml that is not a valid run config (written by another "
+                f"version of vitnqs?): {error}; nothing was changed"
+            ) from None
         wanted = config.science()
         changed = sorted(k for k in wanted if existing.get(k) != wanted.get(k))
         if changed:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vitnqs import io
-from vitnqs.config import RunConfig
+from vitnqs.config import ConfigError, RunConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,10 @@ def load_run(run_dir: Path | str, step: int | None = None) -> TrainedState:
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory: {config_path.name} is missing")
-    config = RunConfig.from_dict(io.read_yaml(config_path))
+    try:
+        config = RunConfig.from_dict(io.read_yaml(config_path))
+    except ConfigError as error:  # e.g. the config of another version of vitnqs
+        raise ConfigError(f"{config_path}: {error}") from None
     step = config.n_steps if step is None else int(step)
     path = run_dir / "snapshots" / f"step_{step:06d}.msgpack"
     if not path.exists():

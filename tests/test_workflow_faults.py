@@ -1,0 +1,112 @@
+"""Snakemake under faults: a second invocation on the same directory while one runs, and an
+invocation interrupted mid-job (SIGINT as Ctrl-C sends it, or SIGKILL) that is run again.
+
+Each test trains one run of config/quick.yaml, shrunk to seconds, in a copy of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from train_helpers import (
+    copy_tree,
+    run_outcome,
+    snakemake,
+    snakemake_command,
+    tree_state,
+    write_yaml,
+)
+
+from vitnqs import io
+
+TINY_QUICK = {"protocols": {"quick": {"n_steps": 60, "n_samples": 64, "n_chains": 16,
+                                      "n_samples_final": 128, "checkpoint_every": 4}}}
+"""config/quick.yaml's protocol shrunk: 60 steps of M = 64, a checkpoint every 4 steps."""
+RUN = "L4_J0.5_nl1_t5_s0"
+ARGS = ("--cores", "1", f"results-quick/runs/{RUN}/summary.json")
+
+
+def workflow_tree(destination: Path) -> tuple[Path, list[str]]:
+    tree = copy_tree(destination)
+    return tree, ["config/quick.yaml", write_yaml(tree / "tiny.yaml", TINY_QUICK)]
+
+
+def start_snakemake(tree: Path, configs: list[str]) -> subprocess.Popen:
+    """Snakemake training RUN, in its own process group (as a shell runs a job)."""
+    with open(tree.with_name(f"{tree.name}.log"), "w") as log:
+        return subprocess.Popen(snakemake_command(*ARGS, configs=configs), cwd=tree, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_until_mid_job(tree: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the training job has written a checkpoint and history.csv, one of its outputs."""
+    history = tree / "results-quick" / "runs" / RUN / "history.csv"
+    deadline = time.monotonic() + timeout
+    while not history.exists():
+        log = tree.with_name(f"{tree.name}.log")
+        assert process.poll() is None, f"Snakemake ended first:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, "the training job never checkpointed"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory):
+    """A Snakemake run held (SIGSTOP) mid-job while a second one starts on the same directory."""
+    tree, configs = workflow_tree(tmp_path_factory.mktemp("locked"))
+    committed = tree_state(tree / "results")
+    first = start_snakemake(tree, configs)
+    wait_until_mid_job(tree, first)
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        second = snakemake(tree, *ARGS, configs=configs)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    first.wait(timeout=600)
+    again = snakemake(tree, *ARGS, "--dry-run", configs=configs)
+    return SimpleNamespace(tree=tree, run_dir=tree / "results-quick" / "runs" / RUN,
+                           first=first.returncode, second=second, again=again,
+                           committed=committed)
+
+
+@pytest.mark.timeout(900)
+def test_a_second_snakemake_is_refused_by_the_lock_and_nothing_is_corrupted(locked):
+    assert locked.second.returncode != 0
+    assert "LockException" in locked.second.stdout
+    assert "Directory cannot be locked" in locked.second.stdout
+    assert "localrule train" not in locked.second.stdout  # it started no job
+    assert locked.first == 0
+    outcome = run_outcome(locked.run_dir)  # every file reads back whole
+    assert outcome["history"]["step"] == list(range(TINY_QUICK["protocols"]["quick"]["n_steps"]))
+    assert "Nothing to be done" in locked.again.stdout
+    assert tree_state(locked.tree / "results") == locked.committed
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_snakemake_resumes_and_finishes_the_run(locked, tmp_path, stop):
+    tree, configs = workflow_tree(tmp_path)
+    process = start_snakemake(tree, configs)
+    wait_until_mid_job(tree, process)
+    os.killpg(process.pid, stop)
+    assert process.wait(timeout=120) != 0
+    run_dir = tree / "results-quick" / "runs" / RUN
+    assert not (run_dir / "summary.json").exists()
+    io.read_state(run_dir / "checkpoint" / "state.msgpack")  # the checkpoint is whole
+    if stop == signal.SIGKILL:
+        # Snakemake could not clean up: its lock is left, and history.csv marked incomplete
+        stale = snakemake(tree, *ARGS, configs=configs)
+        assert stale.returncode != 0 and "LockException" in stale.stdout
+        assert snakemake(tree, *ARGS, "--unlock", configs=configs).returncode == 0
+        strict = snakemake(tree, *ARGS, "--workflow-profile", "none", configs=configs)
+        assert strict.returncode != 0 and "IncompleteFilesException" in strict.stdout
+        assert f"results-quick/runs/{RUN}/history.csv" in strict.stdout
+    resumed = snakemake(tree, *ARGS, configs=configs)  # profiles/default: rerun-incomplete
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert "restored checkpoint" in (run_dir / "train.log").read_text()
+    assert run_outcome(run_dir) == run_outcome(locked.run_dir)
