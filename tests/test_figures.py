@@ -8,6 +8,7 @@ import pytest
 from vitnqs import io
 from vitnqs.config import RunConfig
 from vitnqs.paper import PAPER_TABLE1
+from vitnqs.attention_plots import fig_input_dependence_size
 from vitnqs.plotting import fig_learning_curves, fig_scaling, select_timings
 from vitnqs.tables import (
     format_latex, format_markdown, format_with_error, summary_frame, table_energies,
@@ -109,3 +110,18 @@ def test_figures_of_no_runs_say_so(runs):
         texts = [t.get_text() for ax in figure.axes for t in ax.texts]
         assert "no finished runs" in texts
 
+
+
+def test_index_vs_size_draws_first_layer_and_layer_mean_before_and_after():
+
+    rows = [dict(run_id=f"L{L}_{a}", attention=a, L=L, J2=0.5, n_layers=2, layer=layer,
+                 index_init=0.3, index_end=0.01 * (layer + 1) * L)
+            for L in (6, 8) for a in ("t5", "decoupled") for layer in (0, 1)]
+    figure = fig_input_dependence_size(pd.DataFrame(rows), J2=0.5, n_layers=2)
+    first, mean = figure.axes
+    assert [len(ax.get_lines()) for ax in (first, mean)] == [4, 4]  # 2 mechanisms x (init, end)
+    ends = {line.get_label(): list(line.get_ydata()) for line in mean.get_lines()}
+    assert ends["t5, end"] == pytest.approx([0.09, 0.12])  # mean of layers 1 and 2 at L = 6, 8
+    first_ends = {line.get_label(): list(line.get_ydata()) for line in first.get_lines()}
+    assert first_ends["t5, end"] == pytest.approx([0.06, 0.08])
+    assert list(first.get_xticks()) == [6, 8]

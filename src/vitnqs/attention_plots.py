@@ -70,20 +70,27 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
 
 
 def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
-    """Index after optimization (mean over layers) vs L for the rows whose columns equal `runs`
-    (e.g. J2=0.5, n_layers=4), one marker series per mechanism."""
+    """Index vs L for the rows whose columns equal `runs` (e.g. J2=0.5, n_layers=4), one line per
+    mechanism: the first layer (left) and the mean over layers (right), at initialization
+    (hollow, dotted) and after optimization (filled)."""
     selected = table
     for column, value in runs.items():
         selected = selected[selected[column] == value]
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    for attention, group in selected.groupby("attention", sort=True):
-        per_run = group.groupby(["run_id", "L"], as_index=False)["index_end"].mean()
-        ax.plot(per_run["L"], per_run["index_end"], "o", label=attention,
-                color=COLORS.get(attention))
-    ax.set_xlabel("L")
-    ax.set_ylabel("input-dependence index, optimized")
-    ax.set_yscale("log")
-    ax.set_title(", ".join(f"{k} = {v}" for k, v in runs.items()), fontsize=9)
-    ax.legend()
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
+    panels = (("first layer", selected[selected["layer"] == 0]), ("mean over layers", selected))
+    for ax, (title, rows) in zip(axes, panels):
+        for attention, group in rows.groupby("attention", sort=True):
+            per_run = group.groupby(["run_id", "L"], as_index=False)[["index_init", "index_end"]]
+            per_L = per_run.mean().groupby("L")[["index_init", "index_end"]].mean()
+            color = COLORS.get(attention)
+            ax.plot(per_L.index, per_L["index_end"], "o-", color=color, label=f"{attention}, end")
+            ax.plot(per_L.index, per_L["index_init"], "o:", color=color, mfc="none",
+                    label=f"{attention}, step 0")
+        ax.set_xticks(sorted({int(L) for L in selected["L"]}))
+        ax.set_xlabel("L")
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("input-dependence index")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(", ".join(f"{k} = {v}" for k, v in runs.items()), fontsize=9)
     return fig
