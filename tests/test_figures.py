@@ -113,7 +113,6 @@ def test_figures_of_no_runs_say_so(runs):
 
 
 def test_index_vs_size_draws_first_layer_and_layer_mean_before_and_after():
-
     rows = [dict(run_id=f"L{L}_{a}", attention=a, L=L, J2=0.5, n_layers=2, layer=layer,
                  index_init=0.3, index_end=0.01 * (layer + 1) * L)
             for L in (6, 8) for a in ("t5", "decoupled") for layer in (0, 1)]
