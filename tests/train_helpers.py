@@ -44,7 +44,7 @@ provenance)."""
 
 
 def write_config(path: Path, **changes) -> Path:
-    path.write_text(yaml.safe_dump({**TINY_RUN, **changes}))
+    write_yaml(path, {**TINY_RUN, **changes})
     return path
 
 

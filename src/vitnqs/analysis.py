@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from vitnqs.train import build_variational_state
 from vitnqs.trained import TrainedState, available_snapshots, load_run
 
 INPUT_SEED = 2405
@@ -168,14 +167,15 @@ def build_sampling_state(state: TrainedState, sampling: Sampling, model=None, va
     The sampler seed depends only on `sampling`, so two networks sampled through this function
     see identical random numbers (and identical samples when their |psi| agree).
     """
-    config = state.config.replace(
-        n_samples=sampling.n_samples, n_chains=sampling.n_chains,
-        n_discard_per_chain=sampling.n_discard_per_chain, seed=sampling.seed,
+    if model is not None or variables is not None:
+        state = dataclasses.replace(
+            state, model=state.model if model is None else model,
+            variables=state.variables if variables is None else variables,
+        )
+    return state.variational_state(
+        n_samples=sampling.n_samples, seed=sampling.seed, n_chains=sampling.n_chains,
+        n_discard_per_chain=sampling.n_discard_per_chain,
         chunk_size=sampling.chunk_size,  # the run's own chunk need not divide the analysis's M
-    )
-    return build_variational_state(
-        config, model=state.model if model is None else model,
-        variables=state.variables if variables is None else variables,
     )
 
 

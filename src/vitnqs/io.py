@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +172,6 @@ def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
 
 def read_csv(path: Path | str, required: tuple[str, ...] = ()) -> pd.DataFrame:
     """A table written by ``write_csv``; every required column present, filled and finite."""
-    from io import BytesIO
-
     path = Path(path)
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):

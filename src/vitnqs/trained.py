@@ -32,17 +32,26 @@ class TrainedState:
 
         return jax.jit(lambda spins: self.model.apply(self.variables, spins))
 
-    def variational_state(self, n_samples: int | None = None, seed: int | None = None):
-        """A NetKet MCState holding these parameters, for sampling and expectation values."""
+    def variational_state(self, n_samples: int | None = None, seed: int | None = None,
+                          **sampler):
+        """A NetKet MCState holding these parameters, for sampling and expectation values.
+
+        ``n_samples`` and ``seed`` replace the run's; ``sampler`` may set the other RunConfig
+        fields of sampling (n_chains, n_discard_per_chain, chunk_size). With a new n_samples
+        and no n_chains or chunk_size given, chains default to one per sample, and the run's
+        chunk size (a runtime setting) is kept where it still divides n_samples.
+        """
         from vitnqs.train import build_variational_state
 
-        config = self.config
+        changes = dict(sampler)
         if n_samples is not None:
-            chunk = config.chunk_size  # a runtime setting of the run; kept where it still divides M
-            config = config.replace(n_samples=n_samples, n_chains=None,
-                                    chunk_size=chunk if chunk and n_samples % chunk == 0 else None)
+            chunk = self.config.chunk_size
+            changes.setdefault("n_chains", None)
+            changes.setdefault("chunk_size", chunk if chunk and n_samples % chunk == 0 else None)
+            changes["n_samples"] = n_samples
         if seed is not None:
-            config = config.replace(seed=seed)
+            changes["seed"] = seed
+        config = self.config.replace(**changes) if changes else self.config
         return build_variational_state(config, model=self.model, variables=self.variables)
 
 
