@@ -277,8 +277,8 @@ def tree_state(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
 
 if __name__ == "__main__":
     MOMENT, COUNT, CONFIG, RUN_DIR = sys.argv[1:]
-    from vitnqs import cli
+    from vitnqs import cli, gpus
 
-    os.environ.setdefault("XLA_FLAGS", cli.GPU_XLA_FLAGS)  # as `vitnqs train` sets it
+    os.environ.setdefault("XLA_FLAGS", gpus.GPU_XLA_FLAGS)  # as `vitnqs train` sets it
     _inject(MOMENT, int(COUNT), Path(RUN_DIR))
     sys.exit(cli.main(["train", CONFIG, RUN_DIR, "--quiet"]))

@@ -1,64 +1,272 @@
-"""Time one VMC_SR optimization step of a run config on the current device.
+"""Time the project's VMC step against a plain-NetKet step, in one process on one device.
 
-``time_step(config)`` builds the run's state and driver exactly as training does, runs warm-up
-steps (the first compiles), then times ``n_timed`` steps with the device synchronized, and
-reports the median, the compile time and the device's peak memory. Each configuration should be
-measured in its own process when peak memory matters (JAX's peak counter never resets).
+Two steps are built from the same run config, the same initial parameters and the same sampler
+seed:
+
+- ``vitnqs``: what training runs (``vitnqs.train``): the J1-J2 Hamiltonian as a
+  ``BondExchange`` whose local energies skip zero matrix elements and run on the device, chunk
+  sizes from the device's free memory (``vitnqs.memory``).
+- ``vitnqs-float32``: the same with float32 network passes in sampling and local energies
+  (``forward_dtype: float32``, vitnqs.precision).
+- ``netket``: the plain way of NetKet's ViT tutorial: ``nk.operator.Heisenberg`` (a numba
+  ``LocalOperator``: connected configurations built on the host, all 1 + n_bonds of them
+  evaluated), ``VMC_SR(use_ntk=True)`` with NetKet's defaults and a fixed ``baseline_chunk``.
+
+For each, ``time_step_parts`` reports the median seconds of a whole optimization step, of
+sampling alone and of the local energies alone (the SR part is the rest), the first step's
+time (compilation included) and the device's peak memory so far. ``count_flops`` counts the
+floating-point operations of one step from XLA's cost analysis of the model's forward pass and
+Jacobian, plus the M x M kernel and its solve; ``measure_peak_flops`` measures the device's
+float64 matrix-multiply rate, against which the achieved fraction is reported.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import statistics
 import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from vitnqs.config import RunConfig
 from vitnqs.system import build_system
 
+IMPLEMENTATIONS = ("vitnqs", "vitnqs-float32", "netket")
+LABELS = {
+    "vitnqs": "vitnqs step",
+    "vitnqs-float32": "vitnqs step, float32 passes",
+    "netket": "plain NetKet VMC_SR (tutorial setup)",
+}
 
-def _peak_gib() -> float:
+
+TIMING_LOCK_VARIABLE = "VITNQS_TIMING_LOCK"
+"""A file path: benchmark processes sharing a machine compile at once but time one at a time."""
+
+
+@contextlib.contextmanager
+def exclusive_timing():
+    """Hold the lock file named by VITNQS_TIMING_LOCK, if set, for the block."""
+    path = os.environ.get(TIMING_LOCK_VARIABLE)
+    if not path:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def peak_memory_gib() -> float:
     stats = jax.devices()[0].memory_stats() or {}
     return stats.get("peak_bytes_in_use", float("nan")) / 2**30
 
 
-def time_step(config: RunConfig, n_timed: int = 5, n_warmup: int = 2) -> dict[str, Any]:
-    """Median wall seconds of one optimization step, with compile time and peak memory."""
-    from vitnqs.provenance import device_name
-    from vitnqs.train import build_driver, build_variational_state
+# --- building the two steps --------------------------------------------------------------------
+def build_step(config: RunConfig, implementation: str, baseline_chunk: int | None = None):
+    """(driver, vstate, hamiltonian, chunk description) for one implementation."""
+    from vitnqs.train import build_driver, build_variational_state, plan_step
 
     system = build_system(config.L, config.J2)
-    vstate = build_variational_state(config, system)
-    driver = build_driver(config, system, vstate)
+    if implementation == "vitnqs-float32":
+        return build_step(config.replace(forward_dtype="float32"), "vitnqs")
+    if implementation == "vitnqs":
+        vstate = build_variational_state(config, system)
+        hamiltonian, plan = plan_step(config, system, vstate)
+        return build_driver(config, hamiltonian, vstate), vstate, hamiltonian, plan.describe()
+    if implementation == "netket":
+        vstate = build_variational_state(config.replace(chunk_size=baseline_chunk), system)
+        driver = build_driver(config.replace(sr_on_the_fly=None), system.hamiltonian, vstate)
+        return driver, vstate, system.hamiltonian, f"chunk_size={baseline_chunk}"
+    raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+
+
+# --- timing ---------------------------------------------------------------------------------------
+def _seconds(fn) -> float:
+    started = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - started
+
+
+def time_step_parts(driver, vstate, hamiltonian, n_timed: int, n_warmup: int = 2) -> dict:
+    """Median seconds of a step and of its sampling and local-energy parts."""
 
     def step():
         driver.run(1, out=None, show_progress=False)
-        jax.block_until_ready(vstate.parameters)
+        return vstate.parameters
 
-    started = time.perf_counter()
-    step()
-    compile_seconds = time.perf_counter() - started
-    for _ in range(n_warmup - 1):
-        step()
-    seconds = []
-    for _ in range(n_timed):
-        started = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - started)
+    first = _seconds(step)
+    jax.block_until_ready(vstate.local_estimators(hamiltonian).data)  # compile outside the timing
+    steps, sampling, local = [], [], []
+    with exclusive_timing():
+        for _ in range(n_warmup - 1):
+            _seconds(step)
+        for _ in range(n_timed):
+            steps.append(_seconds(step))
+            vstate.reset()
+            sampling.append(_seconds(lambda: vstate.samples))
+            local.append(_seconds(lambda: vstate.local_estimators(hamiltonian).data))
     return {
-        "L": config.L,
-        "attention": config.attention,
-        "n_layers": config.n_layers,
-        "n_samples": config.n_samples,
-        "n_chains": config.chains,
-        "chunk_size": config.chunk_size,
-        "sr_on_the_fly": config.sr_on_the_fly,
-        "n_params": int(vstate.n_parameters),
-        "seconds_per_step": float(np.median(seconds)),
-        "seconds_min": float(np.min(seconds)),
-        "seconds_max": float(np.max(seconds)),
-        "compile_seconds": compile_seconds,
-        "peak_gib": _peak_gib(),
-        "device": device_name(),
+        "seconds_per_step": statistics.median(steps),
+        "seconds_min": min(steps),
+        "seconds_max": max(steps),
+        "seconds_sampling": statistics.median(sampling),
+        "seconds_local_energies": statistics.median(local),
+        "seconds_sr": statistics.median(steps) - statistics.median(sampling)
+        - statistics.median(local),
+        "first_step_seconds": first,
     }
+
+
+def measure_peak_flops(n: int = 8192, repeats: int = 5) -> float:
+    """Float64 matrix-multiply rate of the device in FLOP/s (best of `repeats`)."""
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype=jnp.float64)
+    matmul = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(matmul(a))
+    with exclusive_timing():
+        best = min(_seconds(lambda: matmul(a)) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+# --- counting ---------------------------------------------------------------------------------------
+def _flops(fn, *args) -> float:
+    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0]
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+def count_flops(config: RunConfig, vstate, networks_per_sample: float, probe: int = 64) -> dict:
+    """Floating-point operations of one step, by part, counted from the model.
+
+    networks_per_sample: network passes per sample in the local energies (1 + n_bonds for
+    NetKet's padded kernel; 1 + antiparallel bonds for vitnqs).
+    """
+    import netket as nk
+
+    samples = jnp.zeros((probe, vstate.hilbert.size), dtype=vstate.samples.dtype)
+    forward = _flops(vstate._apply_fun, vstate.variables, samples) / probe
+    jacobian = _flops(
+        lambda p, s: nk.jax.jacobian(vstate._apply_fun, p, s, vstate.model_state, mode="complex",
+                                     dense=True, center=True),
+        vstate.parameters, samples,
+    ) / probe
+    M, P, N = config.n_samples, vstate.n_parameters, config.n_sites
+    sweeps = config.n_discard_per_chain + M // config.chains
+    rows = 2 * M  # complex mode: real and imaginary parts
+    return {
+        "flops_sampling": sweeps * N * config.chains * forward,
+        "flops_local_energies": M * networks_per_sample * forward,
+        "flops_jacobian": M * jacobian,
+        "flops_kernel": 2.0 * rows * rows * P,
+        "flops_solve": rows**3 / 3 + 2.0 * rows * P,
+        "flops_forward_per_config": forward,
+    }
+
+
+def networks_per_sample(vstate, hamiltonian) -> float:
+    """Network passes per sample in the local energies of this Hamiltonian."""
+    from vitnqs.exchange import BondExchange, antiparallel_fraction
+
+    if isinstance(hamiltonian, BondExchange):
+        return 1 + antiparallel_fraction(vstate.samples, hamiltonian) * hamiltonian.n_bonds
+    return 1 + hamiltonian.max_conn_size
+
+
+# --- one configuration, both implementations -------------------------------------------------------
+def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 2000,
+              peak_flops: float | None = None,
+              implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[dict[str, Any]]:
+    """A row per implementation on this device (netket last), each with its speedup over netket."""
+    from vitnqs.provenance import device_name
+
+    unknown = sorted(set(implementations) - set(IMPLEMENTATIONS))
+    if unknown:
+        raise ValueError(f"unknown implementation(s) {unknown}; choose from {IMPLEMENTATIONS}")
+    rows = []
+    for implementation in implementations:
+        chunk = baseline_chunk if baseline_chunk and config.n_samples % baseline_chunk == 0 else None
+        driver, vstate, hamiltonian, chunks = build_step(config, implementation, chunk)
+        times = time_step_parts(driver, vstate, hamiltonian, n_timed)
+        flops = count_flops(config, vstate, networks_per_sample(vstate, hamiltonian))
+        total = sum(v for k, v in flops.items() if k != "flops_forward_per_config")
+        rows.append({
+            "implementation": LABELS[implementation],
+            "L": config.L, "attention": config.attention, "n_layers": config.n_layers,
+            "n_samples": config.n_samples, "n_chains": config.chains, "chunks": chunks,
+            "n_params": int(vstate.n_parameters), **times,
+            "peak_gib_so_far": peak_memory_gib(),
+            **flops, "flops_per_step": total,
+            "fraction_of_peak": total / times["seconds_per_step"] / peak_flops if peak_flops else None,
+            "device": device_name(),
+        })
+        del driver, vstate
+    if implementations[-1] == "netket":
+        for row in rows:
+            row["speedup_over_netket"] = rows[-1]["seconds_per_step"] / row["seconds_per_step"]
+    return rows
+
+
+def compare_trajectories(config: RunConfig, n_steps: int, every: int = 20,
+                         implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[dict]:
+    """Energies of each implementation from the same initial state and sampler seed.
+
+    Rows every `every` steps: each implementation's energy per site and error, and for each
+    its difference from netket (the last) in units of the combined error sqrt(e_a^2 + e_b^2).
+    """
+    histories = {}
+    for implementation in implementations:
+        driver, _, _, _ = build_step(config, implementation, config.chunk_size
+                                     if isinstance(config.chunk_size, int) else None)
+        log = []
+
+        def record(step, log_data, driver, log=log):
+            stats = driver._loss_stats
+            log.append((float(np.real(stats.mean)), float(stats.error_of_mean)))
+            return True
+
+        driver.run(n_steps, out=None, show_progress=False, callback=record)
+        histories[implementation] = np.asarray(log) / (4 * config.n_sites)
+    reference = histories[implementations[-1]]
+    rows = []
+    for step in range(0, n_steps, every):
+        row = {"step": step}
+        for name, history in histories.items():
+            row[f"energy_{name}"], row[f"error_{name}"] = history[step]
+        for name, history in list(histories.items())[:-1]:
+            combined = float(np.hypot(history[step, 1], reference[step, 1]))
+            row[f"difference_{name}_over_combined_error"] = (
+                abs(history[step, 0] - reference[step, 0]) / combined
+            )
+        rows.append(row)
+    return rows
+
+
+def same_state_energies(config: RunConfig) -> dict[str, float]:
+    """One state, one set of samples: its energy per site through each implementation's local
+    energies, and the relative difference of each from NetKet's."""
+    from vitnqs.train import build_variational_state
+
+    system = build_system(config.L, config.J2)
+    vstate = build_variational_state(config, system)
+    mixed = build_variational_state(config.replace(forward_dtype="float32"), system)
+    mixed._samples = vstate.samples  # the same samples
+    local = {
+        "vitnqs": vstate.local_estimators(system.local_energy_operator()),
+        "vitnqs-float32": mixed.local_estimators(system.local_energy_operator()),
+        "netket": vstate.local_estimators(system.hamiltonian),
+    }
+    energies = {k: float(np.real(np.asarray(v.data).mean())) for k, v in local.items()}
+    out = {}
+    for name, energy in energies.items():
+        out[f"same_samples_energy_{name}"] = energy / (4 * config.n_sites)
+        out[f"same_samples_relative_difference_{name}"] = (
+            abs(energy - energies["netket"]) / abs(energies["netket"])
+        )
+    return out

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-
-GPU_XLA_FLAGS = "--xla_gpu_enable_triton_gemm=false"
-"""XLA's Triton GEMM fusions find no valid config for some float64 dots of the factored
-attention's Jacobian on H100 (jax 0.11.2: 'No candidates could be compiled'); cuBLAS does them."""
+from vitnqs.gpus import set_xla_flags
 
 
 def main(argv: list[str] | None = None) -> int:
-    if "xla_gpu_enable_triton_gemm" not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {GPU_XLA_FLAGS}".strip()
+    set_xla_flags()
     parser = argparse.ArgumentParser(prog="vitnqs", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one run (resumes from its checkpoint)")
     train.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
     train.add_argument("run_dir", type=Path, help="output directory of the run")
     train.add_argument("--quiet", action="store_true", help="log to RUN_DIR/train.log only")
-    bench = commands.add_parser("benchmark", help="time optimization steps of a run config")
+    bench = commands.add_parser(
+        "benchmark", help="time the vitnqs step and a plain-NetKet step of a run config")
     bench.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
-    bench.add_argument("--out", type=Path, required=True, help="CSV file to append a row to")
-    bench.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
+    bench.add_argument("--out", type=Path, required=True, help="CSV file to write the rows to")
+    bench.add_argument("--steps", type=int, default=3, help="timed steps after warm-up")
+    bench.add_argument("--baseline-chunk", type=int, default=2000,
+                       help="chunk size of the plain-NetKet step (default 2000)")
+    bench.add_argument("--implementations", nargs="+", default=None,
+                       help="which steps to time (default: vitnqs vitnqs-float32 netket)")
+    compare = commands.add_parser(
+        "compare", help="energies of the vitnqs and plain-NetKet steps from one initial state")
+    compare.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
+    compare.add_argument("--out", type=Path, required=True, help="CSV file of the comparison")
+    compare.add_argument("--steps", type=int, default=200, help="optimization steps of each")
     args = parser.parse_args(argv)
 
     from vitnqs import io
@@ -37,16 +42,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vitnqs: invalid run config {args.run_config}: {error}", file=sys.stderr)
         return 2
 
-    if args.command == "benchmark":
+    if args.command in ("benchmark", "compare"):
         import pandas as pd
 
-        from vitnqs.benchmark import time_step
+        from vitnqs import benchmark, provenance
 
-        row = pd.DataFrame([time_step(config, n_timed=args.steps)])
-        print(row.to_string(index=False))
-        header = not args.out.exists()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        row.to_csv(args.out, mode="a", header=header, index=False)
+        if args.command == "benchmark":
+            rows = benchmark.benchmark(
+                config, n_timed=args.steps, baseline_chunk=args.baseline_chunk,
+                peak_flops=benchmark.measure_peak_flops(),
+                implementations=tuple(args.implementations or benchmark.IMPLEMENTATIONS),
+            )
+        else:
+            rows = benchmark.compare_trajectories(config, args.steps)
+            rows = [{**row, **benchmark.same_state_energies(config)} if i == 0 else row
+                    for i, row in enumerate(rows)]
+        table = pd.DataFrame(rows).assign(git_commit=provenance.git_commit())
+        print(table.to_string(index=False))
+        io.write_csv(args.out, table)
         return 0
 
     from vitnqs.train import NonFiniteError, RunDirectoryError, run

@@ -20,7 +20,10 @@ MECHANISMS = ("t5", "decoupled", "factored")
 """The three attention mechanisms, spelled as everywhere in this project."""
 
 
-RUNTIME_KEYS = ("checkpoint_every", "checkpoint_seconds", "log_every", "chunk_size", "sr_on_the_fly")
+RUNTIME_KEYS = (
+    "checkpoint_every", "checkpoint_seconds", "log_every", "chunk_size", "local_energy_block",
+    "sr_on_the_fly",
+)
 """Keys that change how a run executes (memory, logging, checkpoint cadence), not what it is:
 a run directory may be resumed with other values of these."""
 
@@ -76,6 +79,9 @@ class RunConfig:
     """Linear patch size b (divides L)."""
     dtype: str = "float64"
     """Parameter dtype: 'float64' or 'float32'."""
+    forward_dtype: str = "float64"
+    """Dtype of the network passes of sampling and local energies ('float32': vitnqs.precision);
+    the Jacobian, the SR kernel and its solve follow ``dtype``."""
     # --- optimization --------------------------------------------------------------------
     seed: int = 0
     """Seed of the parameter initialization; the sampler uses seed + 1."""
@@ -95,8 +101,12 @@ class RunConfig:
     """Learning rate reached at the last step."""
     diag_shift: float = 1e-4
     """Diagonal shift of stochastic reconfiguration."""
-    chunk_size: int | None = None
-    """Samples per forward/backward chunk; None evaluates all M at once."""
+    chunk_size: int | str | None = "auto"
+    """Samples per pass of log psi and per Jacobian block; None evaluates all M at once;
+    'auto' chooses from the device's free memory (vitnqs.memory; None on a CPU) and logs it."""
+    local_energy_block: int | str = "auto"
+    """Connected configurations per network pass in the local energies (vitnqs.exchange);
+    'auto' chooses from the device's free memory and logs it."""
     sr_on_the_fly: bool | None = None
     """Build the SR kernel without storing the Jacobian (True), storing it (False), or let
     NetKet choose (None). False is faster for small models; True saves memory."""
@@ -177,9 +187,11 @@ class RunConfig:
                 f"learning_rate_final={self.learning_rate_final} exceeds "
                 f"learning_rate={self.learning_rate}"
             )
-        for name in ("dtype", "snapshot_dtype"):
+        for name in ("dtype", "snapshot_dtype", "forward_dtype"):
             if getattr(self, name) not in ("float64", "float32"):
                 raise ConfigError(f"{name} must be 'float64' or 'float32', got {getattr(self, name)!r}")
+        if self.forward_dtype == "float64" and self.dtype == "float32":
+            raise ConfigError("forward_dtype='float64' needs dtype='float64' (parameters are float32)")
         if not isinstance(self.attention, str):
             raise ConfigError(f"attention must be a string, got attention={self.attention!r}")
         if not isinstance(self.protocol, str) or not self.protocol:
@@ -197,13 +209,22 @@ class RunConfig:
                 )
         if self.sr_on_the_fly is not None and not isinstance(self.sr_on_the_fly, bool):
             raise ConfigError(f"sr_on_the_fly must be true, false or null, got {self.sr_on_the_fly!r}")
-        if self.chunk_size is not None:
+        if self.chunk_size not in (None, "auto"):
             if not _is_int(self.chunk_size) or self.chunk_size < 1:
-                raise ConfigError(f"chunk_size must be a positive integer or null, got {self.chunk_size!r}")
+                raise ConfigError(
+                    f"chunk_size must be a positive integer, 'auto' or null, got {self.chunk_size!r}"
+                )
             if self.n_samples % self.chunk_size:
                 raise ConfigError(
                     f"chunk_size={self.chunk_size} does not divide n_samples={self.n_samples}"
                 )
+        if self.local_energy_block != "auto" and (
+            not _is_int(self.local_energy_block) or self.local_energy_block < 1
+        ):
+            raise ConfigError(
+                f"local_energy_block must be a positive integer or 'auto', "
+                f"got {self.local_energy_block!r}"
+            )
         if self.snapshot_steps is not None:
             for step in self.snapshot_steps:
                 if not _is_int(step) or not 0 <= step <= self.n_steps:

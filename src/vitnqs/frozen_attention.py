@@ -25,7 +25,7 @@ from jax import Array
 from vitnqs.analysis import Sampling, build_sampling_state, sampled_moments
 from vitnqs.model import ViT, _AttentionBase
 from vitnqs.system import build_system
-from vitnqs.train import final_energy
+from vitnqs.train import final_energy, plan_step
 from vitnqs.trained import TrainedState
 
 FROZEN = "frozen_attention"
@@ -77,7 +77,8 @@ def estimate_energy(state: TrainedState, sampling: Sampling, n_samples_energy: i
         chunk_size=sampling.chunk_size,
     )
     vstate = build_sampling_state(state, sampling, model, variables)
-    return final_energy(config, build_system(config.L, config.J2), vstate)
+    hamiltonian, _ = plan_step(config, build_system(config.L, config.J2), vstate)
+    return final_energy(config, hamiltonian, vstate)
 
 
 def freeze_ablation(state: TrainedState, sampling: Sampling, n_samples_energy: int) -> dict:

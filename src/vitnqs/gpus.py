@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+GPU_XLA_FLAGS = "--xla_gpu_enable_triton_gemm=false"
+"""XLA's Triton GEMM fusions find no valid config for some float64 dots of the factored
+attention's Jacobian on H100 (jax 0.11.2: 'No candidates could be compiled'); cuBLAS does them."""
+
 LOCK_DIR_VARIABLE = "VITNQS_GPU_LOCK_DIR"
 """Environment variable that overrides the lock folder (default: <tmp>/vitnqs-gpu-locks)."""
 
@@ -42,9 +46,16 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(l for l in listing.splitlines() if l.startswith("GPU "))]
 
 
+def set_xla_flags() -> None:
+    """Add GPU_XLA_FLAGS to XLA_FLAGS unless the user set that flag; call before importing JAX."""
+    if "xla_gpu_enable_triton_gemm" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {GPU_XLA_FLAGS}".strip()
+
+
 @contextlib.contextmanager
 def claim_gpu(poll_seconds: float = 5.0) -> Iterator[str | None]:
-    """Hold a free GPU for the duration of the block; yield its id, or None on the CPU."""
+    """Hold a free GPU for the duration of the block (XLA flags set); yield its id, or None."""
+    set_xla_flags()
     gpus = visible_gpus()
     if len(gpus) <= 1:
         yield gpus[0] if gpus else None

@@ -12,6 +12,8 @@ import dataclasses
 import netket as nk
 import numpy as np
 
+from vitnqs.exchange import DEFAULT_BLOCK_SIZE, BondExchange
+
 PAULI_TO_SPIN_HALF = 4.0
 """NetKet's Heisenberg energy / this factor = the energy with S = 1/2 operators."""
 
@@ -58,8 +60,9 @@ class J1J2System:
     """Square lattice with nearest (colour 0) and next-nearest (colour 1) bonds, periodic."""
     hilbert: nk.hilbert.Spin
     """Spin-1/2 Hilbert space restricted to total Sz = 0."""
-    hamiltonian: nk.operator.Heisenberg
-    """NetKet Heisenberg operator, J = [1, J2], no sign rule (Pauli matrices)."""
+    hamiltonian: nk.operator.LocalOperator
+    """NetKet's Heisenberg operator, J = [1, J2], no sign rule (Pauli matrices): the reference
+    (exact diagonalization, and the baseline step of vitnqs.benchmark)."""
 
     @property
     def n_sites(self) -> int:
@@ -80,6 +83,11 @@ class J1J2System:
 
     def energy_per_site(self, energy_netket):
         return energy_per_site(energy_netket, self.n_sites)
+
+    def local_energy_operator(self, block_size: int = DEFAULT_BLOCK_SIZE) -> BondExchange:
+        """The same Hamiltonian as ``hamiltonian``, with local energies that skip zero matrix
+        elements (vitnqs.exchange); what training and every energy estimate use."""
+        return BondExchange.from_graph(self.hilbert, self.graph, [1.0, self.J2], block_size)
 
 
 def build_system(L: int, J2: float) -> J1J2System:

@@ -33,7 +33,8 @@ from netket.utils import struct
 
 from vitnqs import io, provenance
 from vitnqs.config import ConfigError, RunConfig
-from vitnqs.system import build_system, reference_energy
+from vitnqs.memory import plan_chunks
+from vitnqs.system import build_system, energy_per_site, reference_energy
 
 HISTORY_COLUMNS = (
     "step", "energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "seconds",
@@ -70,25 +71,41 @@ def build_variational_state(config: RunConfig, system=None, model=None, variable
     analysis samples trained or modified networks through the run's own sampler this way).
     """
     system = system or build_system(config.L, config.J2)
-    return nk.vqs.MCState(
+    model = build_model(config) if model is None else model
+    state_type, extra = nk.vqs.MCState, {}
+    if config.forward_dtype != config.dtype:  # float32 passes, float64 parameters
+        from vitnqs.precision import MixedPrecisionMCState
+
+        state_type = MixedPrecisionMCState
+        extra["forward_model"] = model.clone(param_dtype=jax.numpy.float32)
+    return state_type(
         system.sampler(n_chains=config.chains, d_max=config.d_max),
-        build_model(config) if model is None else model,
+        model,
         n_samples=config.n_samples,
         n_discard_per_chain=config.n_discard_per_chain,
-        chunk_size=config.chunk_size,
+        chunk_size=None if config.chunk_size == "auto" else config.chunk_size,
         variables=variables,
         seed=config.seed,
         sampler_seed=config.seed + 1,
+        **extra,
     )
 
 
-def build_driver(config: RunConfig, system, vstate):
+def plan_step(config: RunConfig, system, vstate):
+    """Chunk sizes for this device (set on vstate) and the Hamiltonian the step evaluates."""
+    plan = plan_chunks(vstate, system.local_energy_operator().n_bonds,
+                       chunk_size=config.chunk_size, block_size=config.local_energy_block)
+    vstate.chunk_size = plan.chunk_size
+    return system.local_energy_operator(plan.block_size), plan
+
+
+def build_driver(config: RunConfig, hamiltonian, vstate):
     """VMC_SR in its kernel (minSR) form with a cosine-decayed learning rate."""
     schedule = optax.cosine_decay_schedule(
         config.learning_rate, config.n_steps, alpha=config.learning_rate_final / config.learning_rate
     )
     return nk.driver.VMC_SR(
-        system.hamiltonian, optax.sgd(schedule), diag_shift=config.diag_shift,
+        hamiltonian, optax.sgd(schedule), diag_shift=config.diag_shift,
         variational_state=vstate, use_ntk=True, on_the_fly=config.sr_on_the_fly,
     )
 
@@ -110,7 +127,9 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
             logger.info("removed %s, left by a write that was killed", path)
     system = build_system(config.L, config.J2)
     vstate = build_variational_state(config, system)
-    driver = build_driver(config, system, vstate)
+    hamiltonian, plan = plan_step(config, system, vstate)
+    logger.info("memory plan: %s", plan.describe())
+    driver = build_driver(config, hamiltonian, vstate)
     recorder = RunRecorder(config, run_dir, logger)
     recorder.restore(driver)
 
@@ -131,7 +150,7 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
         raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
     recorder.finish(driver)
 
-    final = final_energy(config, system, vstate)
+    final = final_energy(config, hamiltonian, vstate)
     summary = recorder.summary(vstate, final)
     io.write_json(summary_path, summary)
     logger.info(
@@ -142,13 +161,14 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     return summary
 
 
-def final_energy(config: RunConfig, system, vstate) -> dict[str, float]:
-    """Energy per site from n_samples_final fresh samples, drawn M at a time."""
+def final_energy(config: RunConfig, hamiltonian, vstate) -> dict[str, float]:
+    """Energy per site from n_samples_final fresh samples, drawn M at a time, with the
+    state's chunk size."""
     n_batches = max(1, math.ceil(config.n_samples_final / config.n_samples))
     chunks = []
     for _ in range(n_batches):
         vstate.reset()
-        e_loc = vstate.local_estimators(system.hamiltonian, chunk_size=config.chunk_size)
+        e_loc = vstate.local_estimators(hamiltonian)
         chunks.append(np.asarray(e_loc.data))
     e_loc_CxT = np.concatenate(chunks, axis=-1)
     if not np.all(np.isfinite(e_loc_CxT)):
@@ -157,8 +177,8 @@ def final_energy(config: RunConfig, system, vstate) -> dict[str, float]:
     n = config.n_sites
     mean = float(np.real(stats.mean))
     return {
-        "energy_per_site": float(system.energy_per_site(mean)),
-        "energy_error": float(system.energy_per_site(float(stats.error_of_mean))),
+        "energy_per_site": float(energy_per_site(mean, n)),
+        "energy_error": float(energy_per_site(float(stats.error_of_mean), n)),
         "variance": float(np.real(stats.variance)) / 16.0,
         "v_score": float(n * np.real(stats.variance) / mean**2),
         "r_hat": float(stats.R_hat),

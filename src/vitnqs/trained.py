@@ -39,7 +39,7 @@ class TrainedState:
         ``n_samples`` and ``seed`` replace the run's; ``sampler`` may set the other RunConfig
         fields of sampling (n_chains, n_discard_per_chain, chunk_size). With a new n_samples
         and no n_chains or chunk_size given, chains default to one per sample, and the run's
-        chunk size (a runtime setting) is kept where it still divides n_samples.
+        chunk size (a runtime setting) is kept where it still divides n_samples ('auto' is kept).
         """
         from vitnqs.train import build_variational_state
 
@@ -47,7 +47,8 @@ class TrainedState:
         if n_samples is not None:
             chunk = self.config.chunk_size
             changes.setdefault("n_chains", None)
-            changes.setdefault("chunk_size", chunk if chunk and n_samples % chunk == 0 else None)
+            keep = chunk == "auto" or (isinstance(chunk, int) and n_samples % chunk == 0)
+            changes.setdefault("chunk_size", chunk if keep else None)
             changes["n_samples"] = n_samples
         if seed is not None:
             changes["seed"] = seed

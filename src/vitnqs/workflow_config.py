@@ -97,3 +97,16 @@ def _conflict(run_id: str, first: str, second: str, old: RunConfig, new: RunConf
         f"run {run_id} is defined differently by {first} and {second} (keys {keys} differ); "
         "a run id must mean one config: align the two groups or change the seed of one"
     )
+
+
+def build_benchmark_runs(config: dict[str, Any], blocks: list[dict[str, Any]]) -> dict[str, RunConfig]:
+    """Run id -> RunConfig of the benchmark's blocks (same block format as the groups)."""
+    if not isinstance(blocks, list):
+        raise ConfigError(f"benchmark.runs must be a list of blocks, got {blocks!r}")
+    model = config.get("model") or {}
+    protocols = config.get("protocols") or {}
+    runs: dict[str, RunConfig] = {}
+    for index, block in enumerate(blocks):
+        for run in expand_block(block, model, protocols, f"benchmark.runs[{index}]"):
+            runs[run.run_id] = run
+    return runs

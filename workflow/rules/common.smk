@@ -13,7 +13,7 @@ from snakemake.utils import min_version
 
 from vitnqs.config import ConfigError
 from vitnqs.gpus import visible_gpus
-from vitnqs.workflow_config import build_run_grid
+from vitnqs.workflow_config import build_benchmark_runs, build_run_grid
 
 min_version("9.0")
 
@@ -23,6 +23,15 @@ except ConfigError as error:
     sys.exit(f"Invalid workflow config: {error}")
 
 RESULTS = config["results"]
+
+BENCHMARK_DEFAULTS = {"label": "gpu", "steps": 3, "baseline_chunk": 2000, "runs": []}
+BENCHMARK = {**BENCHMARK_DEFAULTS, **config.get("benchmark", {})}
+"""Settings of workflow/rules/benchmark.smk; `runs` is a list of blocks as in `groups`."""
+try:
+    BENCHMARK_RUNS = build_benchmark_runs(config, BENCHMARK["runs"])
+except ConfigError as error:
+    sys.exit(f"Invalid workflow config: {error}")
+"""Run id -> RunConfig of each benchmarked configuration."""
 """Root folder of runs, tables and figures ("results"; "results-quick" for config/quick.yaml)."""
 
 RUNS = GRID.runs
@@ -33,6 +42,7 @@ GROUPS = GRID.groups
 
 wildcard_constraints:
     run="|".join(re.escape(run_id) for run_id in RUNS) or "no-runs",
+    bench="|".join(re.escape(run_id) for run_id in BENCHMARK_RUNS) or "no-benchmarks",
 
 # One training job per GPU: unless the command line or a profile sets the limit, it is the
 # number of visible GPUs. Without GPUs training runs on the CPU, limited by --cores.

@@ -1,0 +1,142 @@
+"""Chunk sizes chosen from the device's free memory, so that nobody has to pick them by hand.
+
+Two sizes bound a step's memory:
+
+- ``block_size``: connected configurations per network pass in the local energies
+  (``vitnqs.exchange``). Their memory is block_size x (bytes of one forward pass).
+- ``chunk_size``: samples per pass of log psi and per block of the Jacobian in the SR step.
+  The Jacobian itself (2M x P numbers) is stored whole by VMC_SR; the chunk bounds the
+  temporaries of computing it.
+
+The bytes of one forward pass and of one sample's Jacobian row are not guessed: XLA's own
+memory analysis of the compiled function at a probe batch gives them (``compiled_bytes``). On
+a CPU XLA reports no temporaries; there host memory is plentiful and the defaults apply
+(no chunking, ``DEFAULT_BLOCK_SIZE``). Sizes are powers of two (blocks) or divisors of M
+(chunks), so a change of free memory rarely changes the compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from vitnqs.exchange import DEFAULT_BLOCK_SIZE
+
+MEMORY_FRACTION = 0.5
+"""Share of the free device memory a step may plan to use; the rest is XLA's working room."""
+
+PROBE_ROWS = 64
+"""Batch at which the per-row memory of the forward pass and of the Jacobian is measured."""
+
+MIN_BLOCK_SIZE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkPlan:
+    chunk_size: int | None
+    """Samples per pass of log psi and per Jacobian block; None: all at once."""
+    block_size: int
+    """Connected configurations per network pass in the local energies."""
+    free_bytes: int | None
+    """Free device memory when planned; None where the device does not report it (CPU)."""
+    forward_bytes_per_config: float | None = None
+    jacobian_bytes_per_sample: float | None = None
+
+    def describe(self) -> str:
+        free = "not reported" if self.free_bytes is None else f"{self.free_bytes / 2**30:.1f} GiB"
+        per = ""
+        if self.forward_bytes_per_config is not None:
+            per = (f"; measured {self.forward_bytes_per_config / 2**10:.1f} KiB per forward "
+                   f"configuration, {self.jacobian_bytes_per_sample / 2**20:.2f} MiB per Jacobian row")
+        return (f"chunk_size={self.chunk_size}, local-energy block_size={self.block_size} "
+                f"(free device memory {free}{per})")
+
+
+def free_device_bytes(device=None) -> int | None:
+    """Bytes the device can still allocate, or None if it does not say (CPU)."""
+    device = device or jax.devices()[0]
+    stats = device.memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+
+
+def compiled_bytes(fn, *args) -> int | None:
+    """Temporary plus output bytes XLA plans for fn(*args); None where it reports none."""
+    analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+    if analysis is None:
+        return None
+    total = int(analysis.temp_size_in_bytes) + int(analysis.output_size_in_bytes)
+    return total or None
+
+
+def largest_divisor_at_most(n: int, limit: float) -> int:
+    """The largest divisor of n that is <= limit (at least 1)."""
+    best = 1
+    for d in range(1, math.isqrt(n) + 1):
+        if n % d == 0:
+            for candidate in (d, n // d):
+                if best < candidate <= limit:
+                    best = candidate
+    return best
+
+
+def choose_sizes(
+    *, n_samples: int, n_bonds: int, n_params: int, free_bytes: int | None,
+    forward_bytes_per_config: float | None, jacobian_bytes_per_sample: float | None,
+) -> tuple[int | None, int]:
+    """(chunk_size, block_size) for a step of M = n_samples on a device with free_bytes.
+
+    The stored Jacobian (2M x P float64) and the 2M x 2M kernel are set aside first; a chunk
+    of samples then gets half of what is left, a block of connected configurations the other.
+    """
+    n_connected = n_samples * n_bonds
+    if free_bytes is None or forward_bytes_per_config is None or jacobian_bytes_per_sample is None:
+        return None, min(DEFAULT_BLOCK_SIZE, n_connected)
+    budget = MEMORY_FRACTION * free_bytes
+    stored = 2 * n_samples * n_params * 8 + (2 * n_samples) ** 2 * 8
+    room = max(budget - stored, 0.1 * budget)
+    block_limit = 0.5 * room / forward_bytes_per_config
+    block = 2 ** int(math.floor(math.log2(max(block_limit, MIN_BLOCK_SIZE))))
+    block = min(block, 2 ** math.ceil(math.log2(n_connected)))
+    chunk_limit = 0.5 * room / jacobian_bytes_per_sample
+    chunk = None if chunk_limit >= n_samples else largest_divisor_at_most(n_samples, chunk_limit)
+    return chunk, block
+
+
+def plan_chunks(vstate, n_bonds: int, chunk_size="auto", block_size="auto") -> ChunkPlan:
+    """Sizes for this state's step on its device; 'auto' values are measured, others kept."""
+    free = free_device_bytes()
+    forward = jacobian = None
+    if free is not None and "auto" in (chunk_size, block_size):
+        forward, jacobian = _measure_per_row(vstate)
+    chunk, block = choose_sizes(
+        n_samples=vstate.n_samples, n_bonds=n_bonds, n_params=vstate.n_parameters,
+        free_bytes=free, forward_bytes_per_config=forward, jacobian_bytes_per_sample=jacobian,
+    )
+    return ChunkPlan(
+        chunk_size=chunk if chunk_size == "auto" else chunk_size,
+        block_size=block if block_size == "auto" else int(block_size),
+        free_bytes=free, forward_bytes_per_config=forward, jacobian_bytes_per_sample=jacobian,
+    )
+
+
+def _measure_per_row(vstate) -> tuple[float | None, float | None]:
+    import netket as nk
+
+    probe = jnp.zeros((PROBE_ROWS, vstate.hilbert.size), dtype=vstate.samples.dtype)
+    forward = compiled_bytes(vstate._apply_fun, vstate.variables, probe)
+
+    def jacobian(params, samples):
+        return nk.jax.jacobian(
+            vstate._apply_fun, params, samples, vstate.model_state, mode="complex", dense=True,
+            center=True,
+        )
+
+    backward = compiled_bytes(jacobian, vstate.parameters, probe)
+    if forward is None or backward is None:
+        return None, None
+    return forward / PROBE_ROWS, backward / PROBE_ROWS
