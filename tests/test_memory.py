@@ -1,6 +1,6 @@
 """Chunk sizes from free device memory: divisors of M, powers of two, within the budget."""
 
-from vitnqs.memory import MIN_BLOCK_SIZE, choose_sizes, largest_divisor_at_most
+from vitnqs.memory import MEMORY_FRACTION, MIN_BLOCK_SIZE, choose_sizes, largest_divisor_at_most
 
 
 def test_largest_divisor():
@@ -12,28 +12,45 @@ def test_largest_divisor():
 
 def test_cpu_keeps_defaults():
     assert choose_sizes(n_samples=6000, n_bonds=400, n_params=10**5, free_bytes=None,
-                        forward_bytes_per_config=None, jacobian_bytes_per_sample=None) == (None, 8192)
+                        forward_bytes_per_config=None, jacobian_bytes_per_sample=None) == (
+        None, 8192, None)
 
 
 def test_plan_fits_the_budget():
-    """M = 6000, 10x10 J1-J2 (400 bonds), 184,900 parameters, 70 GiB free."""
+    """M = 6000, 10x10 J1-J2 (400 bonds), 184,900 parameters, 70 GiB free (H100 measurements:
+    ~540 KiB per forward configuration, ~7.3 MiB per Jacobian row)."""
     M, P, free = 6000, 184_900, 70 * 2**30
-    forward, jacobian = 300e3, 6e6
-    chunk, block = choose_sizes(n_samples=M, n_bonds=400, n_params=P, free_bytes=free,
-                                forward_bytes_per_config=forward, jacobian_bytes_per_sample=jacobian)
+    forward, jacobian = 540e3, 7.6e6
+    chunk, block, on_the_fly = choose_sizes(
+        n_samples=M, n_bonds=400, n_params=P, free_bytes=free,
+        forward_bytes_per_config=forward, jacobian_bytes_per_sample=jacobian)
+    assert on_the_fly is False  # the 17.8 GB Jacobian is stored
     assert M % chunk == 0 and chunk < M
     assert block & (block - 1) == 0 and block >= MIN_BLOCK_SIZE
     stored = 2 * M * P * 8 + (2 * M) ** 2 * 8
-    assert stored + block * forward + chunk * jacobian <= 0.5 * free + 1
+    assert stored + block * forward + chunk * jacobian <= MEMORY_FRACTION * free + 1
+
+
+def test_a_jacobian_too_large_to_store_is_built_on_the_fly():
+    chunk, block, on_the_fly = choose_sizes(
+        n_samples=6000, n_bonds=400, n_params=184_900, free_bytes=30 * 2**30,
+        forward_bytes_per_config=540e3, jacobian_bytes_per_sample=7.6e6)
+    assert on_the_fly is True
+    assert choose_sizes(n_samples=6000, n_bonds=400, n_params=184_900, free_bytes=30 * 2**30,
+                        forward_bytes_per_config=540e3, jacobian_bytes_per_sample=7.6e6,
+                        sr_on_the_fly=False)[2] is False  # a choice in the config is kept
 
 
 def test_plenty_of_memory_means_no_chunking():
-    chunk, block = choose_sizes(n_samples=1024, n_bonds=144, n_params=10**4, free_bytes=2**40,
-                                forward_bytes_per_config=1e3, jacobian_bytes_per_sample=1e5)
-    assert chunk is None and block == 2 ** 18  # the whole batch (147,456 connections) in one
+    chunk, block, on_the_fly = choose_sizes(
+        n_samples=1024, n_bonds=144, n_params=10**4, free_bytes=2**40,
+        forward_bytes_per_config=1e3, jacobian_bytes_per_sample=1e5)
+    assert chunk is None and on_the_fly is False
+    assert block == 2 ** 18  # the whole batch (147,456 connections) in one
 
 
 def test_little_memory_gives_the_smallest_sizes():
-    chunk, block = choose_sizes(n_samples=6000, n_bonds=400, n_params=184_900, free_bytes=2**30,
-                                forward_bytes_per_config=3e5, jacobian_bytes_per_sample=6e6)
-    assert block == MIN_BLOCK_SIZE and 6000 % chunk == 0
+    chunk, block, on_the_fly = choose_sizes(
+        n_samples=6000, n_bonds=400, n_params=184_900, free_bytes=2**30,
+        forward_bytes_per_config=3e5, jacobian_bytes_per_sample=6e6)
+    assert block == MIN_BLOCK_SIZE and 6000 % chunk == 0 and on_the_fly is True

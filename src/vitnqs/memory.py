@@ -25,8 +25,12 @@ import jax.numpy as jnp
 
 from vitnqs.exchange import DEFAULT_BLOCK_SIZE
 
-MEMORY_FRACTION = 0.5
+MEMORY_FRACTION = 0.8
 """Share of the free device memory a step may plan to use; the rest is XLA's working room."""
+
+STORED_JACOBIAN_SHARE = 0.4
+"""With sr_on_the_fly unset, the Jacobian is stored (faster) when it takes at most this share
+of the planned memory; otherwise the SR kernel is built on the fly."""
 
 PROBE_ROWS = 64
 """Batch at which the per-row memory of the forward pass and of the Jacobian is measured."""
@@ -40,6 +44,9 @@ class ChunkPlan:
     """Samples per pass of log psi and per Jacobian block; None: all at once."""
     block_size: int
     """Connected configurations per network pass in the local energies."""
+    sr_on_the_fly: bool | None
+    """False: the SR step stores the 2M x P Jacobian; True: it never forms it; None: NetKet's
+    default (on the fly), where the device reports no memory."""
     free_bytes: int | None
     """Free device memory when planned; None where the device does not report it (CPU)."""
     forward_bytes_per_config: float | None = None
@@ -51,8 +58,8 @@ class ChunkPlan:
         if self.forward_bytes_per_config is not None:
             per = (f"; measured {self.forward_bytes_per_config / 2**10:.1f} KiB per forward "
                    f"configuration, {self.jacobian_bytes_per_sample / 2**20:.2f} MiB per Jacobian row")
-        return (f"chunk_size={self.chunk_size}, local-energy block_size={self.block_size} "
-                f"(free device memory {free}{per})")
+        return (f"chunk_size={self.chunk_size}, local-energy block_size={self.block_size}, "
+                f"sr_on_the_fly={self.sr_on_the_fly} (free device memory {free}{per})")
 
 
 def free_device_bytes(device=None) -> int | None:
@@ -87,39 +94,47 @@ def largest_divisor_at_most(n: int, limit: float) -> int:
 def choose_sizes(
     *, n_samples: int, n_bonds: int, n_params: int, free_bytes: int | None,
     forward_bytes_per_config: float | None, jacobian_bytes_per_sample: float | None,
-) -> tuple[int | None, int]:
-    """(chunk_size, block_size) for a step of M = n_samples on a device with free_bytes.
+    sr_on_the_fly: bool | None = None,
+) -> tuple[int | None, int, bool | None]:
+    """(chunk_size, block_size, sr_on_the_fly) for a step of M = n_samples.
 
-    The stored Jacobian (2M x P float64) and the 2M x 2M kernel are set aside first; a chunk
-    of samples then gets half of what is left, a block of connected configurations the other.
+    Of MEMORY_FRACTION of the free memory, the 2M x 2M kernel and (if stored) the 2M x P
+    Jacobian are set aside first; a chunk of Jacobian rows may then take half of what is left
+    and a block of connected configurations a quarter.
     """
     n_connected = n_samples * n_bonds
     if free_bytes is None or forward_bytes_per_config is None or jacobian_bytes_per_sample is None:
-        return None, min(DEFAULT_BLOCK_SIZE, n_connected)
+        return None, min(DEFAULT_BLOCK_SIZE, n_connected), sr_on_the_fly
     budget = MEMORY_FRACTION * free_bytes
-    stored = 2 * n_samples * n_params * 8 + (2 * n_samples) ** 2 * 8
+    jacobian = 2 * n_samples * n_params * 8
+    if sr_on_the_fly is None:
+        sr_on_the_fly = jacobian > STORED_JACOBIAN_SHARE * budget
+    stored = (2 * n_samples) ** 2 * 8 + (0 if sr_on_the_fly else jacobian)
     room = max(budget - stored, 0.1 * budget)
-    block_limit = 0.5 * room / forward_bytes_per_config
+    block_limit = 0.25 * room / forward_bytes_per_config
     block = 2 ** int(math.floor(math.log2(max(block_limit, MIN_BLOCK_SIZE))))
     block = min(block, 2 ** math.ceil(math.log2(n_connected)))
     chunk_limit = 0.5 * room / jacobian_bytes_per_sample
     chunk = None if chunk_limit >= n_samples else largest_divisor_at_most(n_samples, chunk_limit)
-    return chunk, block
+    return chunk, block, sr_on_the_fly
 
 
-def plan_chunks(vstate, n_bonds: int, chunk_size="auto", block_size="auto") -> ChunkPlan:
-    """Sizes for this state's step on its device; 'auto' values are measured, others kept."""
+def plan_chunks(vstate, n_bonds: int, chunk_size="auto", block_size="auto",
+                sr_on_the_fly: bool | None = None) -> ChunkPlan:
+    """Sizes for this state's step on its device; 'auto' (and None) values are chosen here."""
     free = free_device_bytes()
     forward = jacobian = None
-    if free is not None and "auto" in (chunk_size, block_size):
+    if free is not None and ("auto" in (chunk_size, block_size) or sr_on_the_fly is None):
         forward, jacobian = _measure_per_row(vstate)
-    chunk, block = choose_sizes(
+    chunk, block, on_the_fly = choose_sizes(
         n_samples=vstate.n_samples, n_bonds=n_bonds, n_params=vstate.n_parameters,
         free_bytes=free, forward_bytes_per_config=forward, jacobian_bytes_per_sample=jacobian,
+        sr_on_the_fly=sr_on_the_fly,
     )
     return ChunkPlan(
         chunk_size=chunk if chunk_size == "auto" else chunk_size,
         block_size=block if block_size == "auto" else int(block_size),
+        sr_on_the_fly=on_the_fly,
         free_bytes=free, forward_bytes_per_config=forward, jacobian_bytes_per_sample=jacobian,
     )
 

@@ -34,6 +34,7 @@ from netket.utils import struct
 from vitnqs import io, provenance
 from vitnqs.config import ConfigError, RunConfig
 from vitnqs.memory import plan_chunks
+from vitnqs.sr import SymmetricKernelVMC_SR
 from vitnqs.system import build_system, energy_per_site, reference_energy
 
 HISTORY_COLUMNS = (
@@ -92,21 +93,25 @@ def build_variational_state(config: RunConfig, system=None, model=None, variable
 
 
 def plan_step(config: RunConfig, system, vstate):
-    """Chunk sizes for this device (set on vstate) and the Hamiltonian the step evaluates."""
+    """Chunk sizes and SR mode for this device (chunk set on vstate; vitnqs.memory), and the
+    Hamiltonian the step evaluates. Returns (hamiltonian, plan)."""
     plan = plan_chunks(vstate, system.local_energy_operator().n_bonds,
-                       chunk_size=config.chunk_size, block_size=config.local_energy_block)
+                       chunk_size=config.chunk_size, block_size=config.local_energy_block,
+                       sr_on_the_fly=config.sr_on_the_fly)
     vstate.chunk_size = plan.chunk_size
     return system.local_energy_operator(plan.block_size), plan
 
 
-def build_driver(config: RunConfig, hamiltonian, vstate):
-    """VMC_SR in its kernel (minSR) form with a cosine-decayed learning rate."""
+def build_driver(config: RunConfig, hamiltonian, vstate, sr_on_the_fly: bool | None = None,
+                 driver_type=SymmetricKernelVMC_SR):
+    """VMC_SR in its kernel (minSR) form with a cosine-decayed learning rate; by default the
+    one whose stored-Jacobian kernel is a symmetric product (vitnqs.sr)."""
     schedule = optax.cosine_decay_schedule(
         config.learning_rate, config.n_steps, alpha=config.learning_rate_final / config.learning_rate
     )
-    return nk.driver.VMC_SR(
+    return driver_type(
         hamiltonian, optax.sgd(schedule), diag_shift=config.diag_shift,
-        variational_state=vstate, use_ntk=True, on_the_fly=config.sr_on_the_fly,
+        variational_state=vstate, use_ntk=True, on_the_fly=sr_on_the_fly,
     )
 
 
@@ -129,7 +134,7 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     vstate = build_variational_state(config, system)
     hamiltonian, plan = plan_step(config, system, vstate)
     logger.info("memory plan: %s", plan.describe())
-    driver = build_driver(config, hamiltonian, vstate)
+    driver = build_driver(config, hamiltonian, vstate, plan.sr_on_the_fly)
     recorder = RunRecorder(config, run_dir, logger)
     recorder.restore(driver)
 

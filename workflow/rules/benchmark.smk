@@ -28,6 +28,8 @@ rule benchmark:
         expand(rules.benchmark_step.output[0], bench=sorted(BENCHMARK_RUNS)),
     output:
         f"{RESULTS}/benchmarks/{BENCHMARK['label']}_step_times.csv",
+    log:
+        f"{RESULTS}/logs/benchmark/{BENCHMARK['label']}.log",
     conda:
         "../../environment.yml"
     script:
