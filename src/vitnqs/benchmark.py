@@ -198,8 +198,11 @@ def networks_per_sample(vstate, hamiltonian) -> float:
 # --- one configuration, both implementations -------------------------------------------------------
 def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 2000,
               peak_flops: float | None = None,
-              implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[dict[str, Any]]:
-    """A row per implementation on this device (netket last), each with its speedup over netket."""
+              implementations: tuple[str, ...] = IMPLEMENTATIONS,
+              on_row=None) -> list[dict[str, Any]]:
+    """A row per implementation on this device (netket last), each with its speedup over netket.
+
+    on_row(rows) is called after each implementation (to save partial results)."""
     from vitnqs.provenance import device_name
 
     unknown = sorted(set(implementations) - set(IMPLEMENTATIONS))
@@ -224,6 +227,8 @@ def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 
             "device": device_name(),
         })
         del driver, vstate
+        if on_row is not None:
+            on_row(rows)
     if implementations[-1] == "netket":
         for row in rows:
             row["speedup_over_netket"] = rows[-1]["seconds_per_step"] / row["seconds_per_step"]
@@ -248,7 +253,10 @@ def compare_trajectories(config: RunConfig, n_steps: int, every: int = 20,
             log.append((float(np.real(stats.mean)), float(stats.error_of_mean)))
             return True
 
+        started = time.perf_counter()
         driver.run(n_steps, out=None, show_progress=False, callback=record)
+        print(f"compare: {implementation} {n_steps} steps in {time.perf_counter() - started:.0f} s",
+              flush=True)
         histories[implementation] = np.asarray(log) / (4 * config.n_sites)
     reference = histories[implementations[-1]]
     rows = []

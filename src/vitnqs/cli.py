@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
     compare.add_argument("--out", type=Path, required=True, help="CSV file of the comparison")
     compare.add_argument("--steps", type=int, default=200, help="optimization steps of each")
+    compare.add_argument("--implementations", nargs="+", default=None,
+                         help="steps to compare, NetKet's last (default: vitnqs netket)")
     args = parser.parse_args(argv)
 
     from vitnqs import io
@@ -47,19 +49,24 @@ def main(argv: list[str] | None = None) -> int:
 
         from vitnqs import benchmark, provenance
 
+        def save(rows):
+            table = pd.DataFrame(rows).assign(git_commit=provenance.git_commit())
+            io.write_csv(args.out, table)
+            return table
+
         if args.command == "benchmark":
             rows = benchmark.benchmark(
                 config, n_timed=args.steps, baseline_chunk=args.baseline_chunk,
                 peak_flops=benchmark.measure_peak_flops(),
                 implementations=tuple(args.implementations or benchmark.IMPLEMENTATIONS),
+                on_row=save,
             )
         else:
-            rows = benchmark.compare_trajectories(config, args.steps)
-            rows = [{**row, **benchmark.same_state_energies(config)} if i == 0 else row
-                    for i, row in enumerate(rows)]
-        table = pd.DataFrame(rows).assign(git_commit=provenance.git_commit())
-        print(table.to_string(index=False))
-        io.write_csv(args.out, table)
+            implementations = tuple(args.implementations or ("vitnqs", "netket"))
+            rows = benchmark.compare_trajectories(config, args.steps,
+                                                  implementations=implementations)
+            rows[0].update(benchmark.same_state_energies(config))
+        print(save(rows).to_string(index=False))
         return 0
 
     from vitnqs.train import NonFiniteError, RunDirectoryError, run
