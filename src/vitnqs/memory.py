@@ -142,7 +142,7 @@ def plan_chunks(vstate, n_bonds: int, chunk_size="auto", block_size="auto",
 def _measure_per_row(vstate) -> tuple[float | None, float | None]:
     import netket as nk
 
-    probe = jnp.zeros((PROBE_ROWS, vstate.hilbert.size), dtype=vstate.samples.dtype)
+    probe = jnp.zeros((PROBE_ROWS, vstate.hilbert.size), dtype=vstate.sampler.dtype)  # no sampling
     forward = compiled_bytes(vstate._apply_fun, vstate.variables, probe)
 
     def jacobian(params, samples):
