@@ -60,6 +60,13 @@ def test_fresh_clone_plans_no_training(clone):
     result = snakemake(clone, "--cores", "all", "--dry-run")
     assert result.returncode == 0, result.stdout
     assert "train" not in planned_jobs(result.stdout)
+    assert "benchmark_step" not in planned_jobs(result.stdout)  # a GPU job, asked for by name
+
+
+def test_benchmark_target_plans_one_job_per_configuration(clone):
+    result = snakemake(clone, "--cores", "all", "--dry-run", "benchmark")
+    assert result.returncode == 0, result.stdout
+    assert planned_jobs(result.stdout) == {"benchmark_step": 9, "benchmark": 1}
 
 
 def test_train_all_or_a_run_path_trains_what_is_missing(clone):

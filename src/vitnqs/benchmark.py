@@ -69,8 +69,10 @@ def peak_memory_gib() -> float:
 
 
 # --- building the two steps --------------------------------------------------------------------
-def build_step(config: RunConfig, implementation: str, baseline_chunk: int | None = None):
-    """(driver, vstate, hamiltonian, chunk description) for one implementation."""
+def build_step(config: RunConfig, implementation: str, baseline_chunk: int | None = None,
+               baseline_on_the_fly: bool | None = None):
+    """(driver, vstate, hamiltonian, chunk description) for one implementation; the NetKet
+    baseline builds its SR kernel on the fly unless baseline_on_the_fly says otherwise."""
     from vitnqs.train import build_driver, build_variational_state, plan_step
 
     system = build_system(config.L, config.J2)
@@ -85,8 +87,10 @@ def build_step(config: RunConfig, implementation: str, baseline_chunk: int | Non
         import netket as nk
 
         vstate = build_variational_state(config.replace(chunk_size=baseline_chunk), system)
-        driver = build_driver(config, system.hamiltonian, vstate, None, nk.driver.VMC_SR)
-        return driver, vstate, system.hamiltonian, f"chunk_size={baseline_chunk}"
+        driver = build_driver(config, system.hamiltonian, vstate, baseline_on_the_fly,
+                              nk.driver.VMC_SR)
+        return (driver, vstate, system.hamiltonian,
+                f"chunk_size={baseline_chunk}, sr_on_the_fly={driver.on_the_fly}")
     raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
 
 
@@ -139,9 +143,13 @@ def measure_peak_flops(n: int = 8192, repeats: int = 5) -> float:
 
 # --- counting ---------------------------------------------------------------------------------------
 def _flops(fn, *args) -> float:
-    """XLA's count on the HLO before compilation: after it, GPU matrix products are library
-    calls that the compiled cost analysis does not count."""
-    analysis = jax.jit(fn).lower(*args).cost_analysis()
+    """XLA's count of fn(*args) lowered for the CPU: the count is the program's, not the
+    device's, and on a GPU the compiled analysis leaves out matrix products done by library
+    calls and the lowered one reports nothing (jax 0.11.2)."""
+    cpu = jax.devices("cpu")[0]
+    args = jax.device_put(args, cpu)
+    with jax.default_device(cpu):
+        analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
     if isinstance(analysis, list):
         analysis = analysis[0]
     return float((analysis or {}).get("flops", float("nan")))
@@ -157,7 +165,7 @@ def count_flops(config: RunConfig, vstate, networks_per_sample: float, kernel_sh
     """
     import netket as nk
 
-    samples = jnp.zeros((probe, vstate.hilbert.size), dtype=vstate.samples.dtype)
+    samples = jnp.zeros((probe, vstate.hilbert.size), dtype=vstate.sampler.dtype)
     forward = _flops(vstate._apply_fun, vstate.variables, samples) / probe
     jacobian = _flops(
         lambda p, s: nk.jax.jacobian(vstate._apply_fun, p, s, vstate.model_state, mode="complex",
@@ -223,6 +231,7 @@ def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 
             "n_params": int(vstate.n_parameters), **times,
             "peak_gib_so_far": peak_memory_gib(),
             **flops, "flops_per_step": total,
+            "device_peak_flops": peak_flops,
             "fraction_of_peak": total / times["seconds_per_step"] / peak_flops if peak_flops else None,
             "device": device_name(),
         })
@@ -237,15 +246,18 @@ def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 
 
 def compare_trajectories(config: RunConfig, n_steps: int, every: int = 20,
                          implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[dict]:
-    """Energies of each implementation from the same initial state and sampler seed.
+    """Energies of each implementation from the same initial state and sampler seed, NetKet's
+    (the last) with the same SR form (stored Jacobian or not) as the first.
 
     Rows every `every` steps: each implementation's energy per site and error, and for each
     its difference from netket (the last) in units of the combined error sqrt(e_a^2 + e_b^2).
     """
     histories = {}
+    on_the_fly = None
     for implementation in implementations:
-        driver, _, _, _ = build_step(config, implementation, config.chunk_size
-                                     if isinstance(config.chunk_size, int) else None)
+        chunk = config.chunk_size if isinstance(config.chunk_size, int) else None
+        driver, _, _, _ = build_step(config, implementation, chunk, on_the_fly)
+        on_the_fly = driver.on_the_fly  # the baseline (last) uses the same SR form
         log = []
 
         def record(step, log_data, driver, log=log):
