@@ -80,7 +80,7 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
 def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -> Figure:
     """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism."""
     with plt.rc_context(STYLE):
-        fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.2), layout="constrained")
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
         for attention, group in _by_mechanism(accuracy):
             left.errorbar(group.L, relative_error(group.energy_per_site, group.reference_energy),
@@ -89,17 +89,17 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         left.set(yscale="log", xlabel="L", ylabel=r"$|(E_0 - E)/E_0|$", title="accuracy")
         if accuracy.empty:
             _no_runs(left)
-        _plot_timings(right, timings)
+        styles = _plot_timings(right, timings)
         for attention, group in _by_mechanism(PAPER_SECONDS_PER_STEP):
             right.plot(group.L, group.seconds_per_step, color=COLORS[attention], ls=":",
-                       marker=MARKERS[attention], mfc="none",
-                       label=PAPER_TIMING_LABEL if attention == MECHANISMS[0] else None)
+                       marker=MARKERS[attention], mfc="none")
         devices = ", ".join(sorted(set(timings.get("device", pd.Series(dtype=str)).dropna())))
         right.set(yscale="log", xlabel="L", ylabel="seconds per step",
                   title="\n".join(filter(None, ("time per step", timing_source, devices))))
         for ax in (left, right):
             ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
-            _legend_by_mechanism(ax)
+        _legend_by_mechanism(left)
+        _timing_legend(right, styles)
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
 
@@ -118,17 +118,35 @@ def select_timings(
     return runs[["L", "attention", "seconds_per_step", "device"]], "median step time of the runs"
 
 
-def _plot_timings(ax, timings: pd.DataFrame) -> None:
-    """A line per mechanism, and per implementation or M where the timings hold several."""
+def _plot_timings(ax, timings: pd.DataFrame) -> list[tuple[str, object]]:
+    """A line per mechanism (colour), and per implementation or M (line style) where the
+    timings hold several; returns the (label, style) of each series."""
     keys = [c for c in ("implementation", "n_samples") if c in timings and timings[c].nunique() > 1]
     series = timings.groupby(keys) if keys else [((), timings)]
+    styles = []
     for (values, frame), style in zip(series, ("-", "--", "-.", (0, (5, 1)), (0, (1, 1)))):
         values = values if isinstance(values, tuple) else (values,)
         suffix = " ".join(f"M = {v}" if k == "n_samples" else str(v) for k, v in zip(keys, values))
+        styles.append((suffix, style))
         for attention, group in _by_mechanism(frame):
             median = group.groupby("L").seconds_per_step.median()
             ax.plot(median.index, median.values, color=COLORS[attention], ls=style,
-                    marker=MARKERS[attention], label=f"{attention} {suffix}".strip())
+                    marker=MARKERS[attention])
+    return styles
+
+
+def _timing_legend(ax, styles: list[tuple[str, object]]) -> None:
+    """Colours name the mechanisms, line styles the implementations; outside the axes."""
+    from matplotlib.lines import Line2D
+
+    drawn = {line.get_color() for line in ax.get_lines()}
+    handles = [Line2D([], [], color=COLORS[m], marker=MARKERS[m], label=m)
+               for m in MECHANISMS if COLORS[m] in drawn]
+    handles += [Line2D([], [], color="0.3", ls=style, label=label) for label, style in styles
+                if label]
+    handles.append(Line2D([], [], color="0.3", ls=":", marker="o", mfc="none",
+                          label=PAPER_TIMING_LABEL))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
 
 
 def _by_mechanism(frame: pd.DataFrame):
