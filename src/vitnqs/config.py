@@ -79,9 +79,10 @@ class RunConfig:
     """Linear patch size b (divides L)."""
     dtype: str = "float64"
     """Parameter dtype: 'float64' or 'float32'."""
-    forward_dtype: str = "float64"
-    """Dtype of the network passes of sampling and local energies ('float32': vitnqs.precision);
-    the Jacobian, the SR kernel and its solve follow ``dtype``."""
+    forward_dtype: str | None = None
+    """Dtype of the network passes of sampling and local energies ('float32' with float64
+    parameters: vitnqs.precision); null means ``dtype``. The Jacobian, the SR kernel and its
+    solve follow ``dtype``."""
     # --- optimization --------------------------------------------------------------------
     seed: int = 0
     """Seed of the parameter initialization; the sampler uses seed + 1."""
@@ -142,6 +143,8 @@ class RunConfig:
         if missing:
             raise ConfigError(f"missing required key(s) {missing}")
         values = dict(raw)
+        if values.get("forward_dtype") is None:  # spelled out, so that both spellings are one run
+            values["forward_dtype"] = values.get("dtype", cls.dtype)
         if isinstance(values.get("snapshot_steps"), list):
             values["snapshot_steps"] = tuple(values["snapshot_steps"])
         config = cls(**values)
