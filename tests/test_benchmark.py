@@ -1,6 +1,5 @@
 """The step benchmark and the physics check of the fast step, on a tiny system on the CPU."""
 
-import numpy as np
 import pytest
 
 from vitnqs import benchmark

@@ -35,6 +35,7 @@ from train_helpers import (
 
 from vitnqs import cli, io, load_run
 from vitnqs.config import ConfigError, RunConfig
+from vitnqs.sr import SymmetricKernelVMC_SR  # the driver training uses
 from vitnqs.tables import summary_frame
 from vitnqs.train import NonFiniteError, run
 
@@ -83,18 +84,18 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
 
 def _train_until(run_dir, stop_at):
     """Run TINY_RUN and raise once `stop_at` steps are checkpointed, as a kill would."""
-    original = nk.driver.VMC_SR.compute_loss_and_update
+    original = SymmetricKernelVMC_SR.compute_loss_and_update
 
     def stop(driver):
         if driver.step_count == stop_at:
             raise RuntimeError("simulated kill")
         return original(driver)
 
-    nk.driver.VMC_SR.compute_loss_and_update = stop
+    SymmetricKernelVMC_SR.compute_loss_and_update = stop
     try:
         run(TINY_RUN, run_dir, quiet=True)
     finally:
-        nk.driver.VMC_SR.compute_loss_and_update = original
+        SymmetricKernelVMC_SR.compute_loss_and_update = original
 
 
 # --- SIGKILL at random moments --------------------------------------------------------------------

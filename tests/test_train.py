@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import jax
-import netket as nk
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +18,7 @@ from train_helpers import (
 
 from vitnqs import io, load_run
 from vitnqs.config import RunConfig
+from vitnqs.sr import SymmetricKernelVMC_SR  # the driver training uses
 from vitnqs.train import HISTORY_COLUMNS, NonFiniteError, RunDirectoryError, run
 
 CONVERGENCE_RUN = dict(
@@ -99,7 +99,7 @@ def test_a_directory_of_another_run_is_refused(uninterrupted):
 
 
 def test_nan_energy_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    original = nk.driver.VMC_SR.compute_loss_and_update
+    original = SymmetricKernelVMC_SR.compute_loss_and_update
 
     def poisoned(driver):
         stats, update = original(driver)
@@ -107,7 +107,7 @@ def test_nan_energy_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
             stats = stats.replace(mean=jax.numpy.asarray(np.nan + 0j))
         return stats, update
 
-    monkeypatch.setattr(nk.driver.VMC_SR, "compute_loss_and_update", poisoned)
+    monkeypatch.setattr(SymmetricKernelVMC_SR, "compute_loss_and_update", poisoned)
     run_dir = tmp_path / "run"
     with pytest.raises(NonFiniteError, match="step 9"):
         run(TINY_RUN, run_dir, quiet=True)
@@ -119,7 +119,7 @@ def test_nan_energy_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, m
     state = serialization.msgpack_restore(io.read_state(run_dir / "checkpoint" / "state.msgpack"))
     assert int(state["step"]) == 8
 
-    monkeypatch.setattr(nk.driver.VMC_SR, "compute_loss_and_update", original)
+    monkeypatch.setattr(SymmetricKernelVMC_SR, "compute_loss_and_update", original)
     summary = run(TINY_RUN, run_dir, quiet=True)
     assert np.isfinite(summary["energy_per_site"])
 
