@@ -14,9 +14,9 @@ seed:
 
 For each, ``time_step_parts`` reports the median seconds of a whole optimization step, of
 sampling alone and of the local energies alone (the SR part is the rest), the first step's
-time (compilation included) and the device's peak memory so far. ``count_flops`` counts the
-floating-point operations of one step from XLA's cost analysis of the model's forward pass and
-Jacobian, plus the M x M kernel and its solve; ``measure_peak_flops`` measures the device's
+time (compilation included) and the device's peak memory so far. ``model_flops`` and
+``step_flops`` count the floating-point operations of one step from XLA's cost analysis of the
+model's forward pass and Jacobian, plus the M x M kernel and its solve; ``measure_peak_flops`` measures the device's
 float64 matrix-multiply rate, against which the achieved fraction is reported.
 """
 
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vitnqs.config import RunConfig
-from vitnqs.system import build_system
+from vitnqs.system import build_system, energy_per_site
 
 IMPLEMENTATIONS = ("vitnqs", "vitnqs-float32", "netket")
 LABELS = {
@@ -61,6 +61,18 @@ def exclusive_timing():
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_table(path, rows: list[dict]):
+    """Write rows (with the code's git commit) as a CSV table; return the table."""
+    import pandas as pd
+
+    from vitnqs import io
+    from vitnqs.provenance import git_commit
+
+    table = pd.DataFrame(rows).assign(git_commit=git_commit())
+    io.write_csv(path, table)
+    return table
 
 
 def peak_memory_gib() -> float:
@@ -155,42 +167,40 @@ def _flops(fn, *args) -> float:
     return float((analysis or {}).get("flops", float("nan")))
 
 
-def count_flops(config: RunConfig, vstate, networks_per_sample: float, kernel_share: float = 1.0,
-                probe: int = 64) -> dict:
-    """Floating-point operations of one step, by part, counted from the model.
+def model_flops(vstate) -> dict[str, float]:
+    """FLOPs per configuration of the forward pass and per sample of the Jacobian."""
+    from vitnqs.memory import PROBE_ROWS, row_probes
+
+    return {name: _flops(fn, *args) / PROBE_ROWS for name, (fn, args) in row_probes(vstate).items()}
+
+
+def step_flops(config: RunConfig, n_params: int, model: dict[str, float],
+               networks_per_sample: float, kernel_share: float = 1.0) -> dict[str, float]:
+    """Floating-point operations of one step, by part, from ``model_flops``.
 
     networks_per_sample: network passes per sample in the local energies (1 + n_bonds for
     NetKet's padded kernel; 1 + antiparallel bonds for vitnqs). kernel_share: the part of the
-    full 2M x 2M product that is computed ((n + 1) / 2n for vitnqs.sr's n blocks).
+    full 2M x 2M product that is computed (vitnqs.sr.KERNEL_SHARE with a stored Jacobian).
     """
-    import netket as nk
-
-    samples = jnp.zeros((probe, vstate.hilbert.size), dtype=vstate.sampler.dtype)
-    forward = _flops(vstate._apply_fun, vstate.variables, samples) / probe
-    jacobian = _flops(
-        lambda p, s: nk.jax.jacobian(vstate._apply_fun, p, s, vstate.model_state, mode="complex",
-                                     dense=True, center=True),
-        vstate.parameters, samples,
-    ) / probe
-    M, P, N = config.n_samples, vstate.n_parameters, config.n_sites
+    M, N = config.n_samples, config.n_sites
     sweeps = config.n_discard_per_chain + M // config.chains
     rows = 2 * M  # complex mode: real and imaginary parts
     return {
-        "flops_sampling": sweeps * N * config.chains * forward,
-        "flops_local_energies": M * networks_per_sample * forward,
-        "flops_jacobian": M * jacobian,
-        "flops_kernel": kernel_share * 2.0 * rows * rows * P,
-        "flops_solve": rows**3 / 3 + 2.0 * rows * P,
-        "flops_forward_per_config": forward,
+        "flops_sampling": sweeps * N * config.chains * model["forward"],
+        "flops_local_energies": M * networks_per_sample * model["forward"],
+        "flops_jacobian": M * model["jacobian"],
+        "flops_kernel": kernel_share * 2.0 * rows * rows * n_params,
+        "flops_solve": rows**3 / 3 + 2.0 * rows * n_params,
+        "flops_forward_per_config": model["forward"],
     }
 
 
 def kernel_share(driver) -> float:
     """The part of the 2M x 2M kernel product this driver computes."""
-    from vitnqs.sr import DEFAULT_KERNEL_BLOCKS, SymmetricKernelVMC_SR
+    from vitnqs.sr import KERNEL_SHARE, SymmetricKernelVMC_SR
 
     if isinstance(driver, SymmetricKernelVMC_SR) and not driver.on_the_fly:
-        return (DEFAULT_KERNEL_BLOCKS + 1) / (2 * DEFAULT_KERNEL_BLOCKS)
+        return KERNEL_SHARE
     return 1.0
 
 
@@ -216,13 +226,14 @@ def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 
     unknown = sorted(set(implementations) - set(IMPLEMENTATIONS))
     if unknown:
         raise ValueError(f"unknown implementation(s) {unknown}; choose from {IMPLEMENTATIONS}")
-    rows = []
+    chunk = baseline_chunk if baseline_chunk and config.n_samples % baseline_chunk == 0 else None
+    rows, model = [], None
     for implementation in implementations:
-        chunk = baseline_chunk if baseline_chunk and config.n_samples % baseline_chunk == 0 else None
         driver, vstate, hamiltonian, chunks = build_step(config, implementation, chunk)
         times = time_step_parts(driver, vstate, hamiltonian, n_timed)
-        flops = count_flops(config, vstate, networks_per_sample(vstate, hamiltonian),
-                            kernel_share=kernel_share(driver))
+        model = model or model_flops(vstate)  # the same network in every implementation
+        flops = step_flops(config, vstate.n_parameters, model,
+                           networks_per_sample(vstate, hamiltonian), kernel_share(driver))
         total = sum(v for k, v in flops.items() if k != "flops_forward_per_config")
         rows.append({
             "implementation": LABELS[implementation],
@@ -254,8 +265,8 @@ def compare_trajectories(config: RunConfig, n_steps: int, every: int = 20,
     """
     histories = {}
     on_the_fly = None
+    chunk = config.chunk_size if isinstance(config.chunk_size, int) else None
     for implementation in implementations:
-        chunk = config.chunk_size if isinstance(config.chunk_size, int) else None
         driver, _, _, _ = build_step(config, implementation, chunk, on_the_fly)
         on_the_fly = driver.on_the_fly  # the baseline (last) uses the same SR form
         log = []
@@ -269,7 +280,7 @@ def compare_trajectories(config: RunConfig, n_steps: int, every: int = 20,
         driver.run(n_steps, out=None, show_progress=False, callback=record)
         print(f"compare: {implementation} {n_steps} steps in {time.perf_counter() - started:.0f} s",
               flush=True)
-        histories[implementation] = np.asarray(log) / (4 * config.n_sites)
+        histories[implementation] = energy_per_site(np.asarray(log), config.n_sites)
     reference = histories[implementations[-1]]
     rows = []
     for step in range(0, n_steps, every):
@@ -302,7 +313,7 @@ def same_state_energies(config: RunConfig) -> dict[str, float]:
     energies = {k: float(np.real(np.asarray(v.data).mean())) for k, v in local.items()}
     out = {}
     for name, energy in energies.items():
-        out[f"same_samples_energy_{name}"] = energy / (4 * config.n_sites)
+        out[f"same_samples_energy_{name}"] = energy_per_site(energy, config.n_sites)
         out[f"same_samples_relative_difference_{name}"] = (
             abs(energy - energies["netket"]) / abs(energies["netket"])
         )

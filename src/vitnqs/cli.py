@@ -45,15 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.command in ("benchmark", "compare"):
-        import pandas as pd
+        from functools import partial
 
-        from vitnqs import benchmark, provenance
+        from vitnqs import benchmark
 
-        def save(rows):
-            table = pd.DataFrame(rows).assign(git_commit=provenance.git_commit())
-            io.write_csv(args.out, table)
-            return table
-
+        save = partial(benchmark.write_table, args.out)
         if args.command == "benchmark":
             rows = benchmark.benchmark(
                 config, n_timed=args.steps, baseline_chunk=args.baseline_chunk,

@@ -71,18 +71,7 @@ class BondExchange(DiscreteJaxOperator):
         couplings = [J[color] for _, _, color in edges]
         return cls(hilbert, bonds, couplings, block_size)
 
-    def with_block_size(self, block_size: int) -> BondExchange:
-        return BondExchange(self.hilbert, self.bonds, self.couplings, block_size)
-
     # --- what NetKet needs of a DiscreteJaxOperator ----------------------------------------
-    @property
-    def bonds(self) -> np.ndarray:
-        return np.asarray(self._bonds)
-
-    @property
-    def couplings(self) -> np.ndarray:
-        return np.asarray(self._couplings)
-
     @property
     def n_bonds(self) -> int:
         return int(self._bonds.shape[0])
@@ -204,5 +193,6 @@ def _exchange_kernel_chunked(vstate: nk.vqs.MCState, op: BondExchange, chunk_siz
 
 def antiparallel_fraction(samples, op: BondExchange) -> float:
     """Fraction of (sample, bond) pairs with a nonzero off-diagonal element."""
-    flat = np.asarray(samples).reshape(-1, np.asarray(samples).shape[-1])
+    samples = np.asarray(samples)
+    flat = samples.reshape(-1, samples.shape[-1])
     return float(np.mean(np.asarray(_antiparallel(jnp.asarray(flat), op._bonds))))

@@ -139,11 +139,13 @@ def plan_chunks(vstate, n_bonds: int, chunk_size="auto", block_size="auto",
     )
 
 
-def _measure_per_row(vstate) -> tuple[float | None, float | None]:
+def row_probes(vstate, rows: int = PROBE_ROWS) -> dict:
+    """name -> (function, arguments) of one step's per-row work at a batch of `rows` zero
+    configurations (no sampling): the forward pass and the centred complex-mode Jacobian.
+    XLA's analyses of these give the memory (here) and the FLOPs (vitnqs.benchmark) per row."""
     import netket as nk
 
-    probe = jnp.zeros((PROBE_ROWS, vstate.hilbert.size), dtype=vstate.sampler.dtype)  # no sampling
-    forward = compiled_bytes(vstate._apply_fun, vstate.variables, probe)
+    probe = jnp.zeros((rows, vstate.hilbert.size), dtype=vstate.sampler.dtype)
 
     def jacobian(params, samples):
         return nk.jax.jacobian(
@@ -151,7 +153,15 @@ def _measure_per_row(vstate) -> tuple[float | None, float | None]:
             center=True,
         )
 
-    backward = compiled_bytes(jacobian, vstate.parameters, probe)
-    if forward is None or backward is None:
+    return {
+        "forward": (vstate._apply_fun, (vstate.variables, probe)),
+        "jacobian": (jacobian, (vstate.parameters, probe)),
+    }
+
+
+def _measure_per_row(vstate) -> tuple[float | None, float | None]:
+    sizes = [compiled_bytes(fn, *args) for fn, args in row_probes(vstate).values()]
+    if None in sizes:
         return None, None
+    forward, backward = sizes
     return forward / PROBE_ROWS, backward / PROBE_ROWS

@@ -39,6 +39,10 @@ def to_float32(tree):
     return jax.tree_util.tree_map(cast, tree)
 
 
+_to_float32_jit = jax.jit(to_float32)
+"""One dispatch per sampling call instead of one per parameter leaf."""
+
+
 def _apply_float32(apply32, variables, x):
     """log psi from the float32 network, returned in complex128 like the float64 one."""
     return apply32(to_float32(variables), x).astype(jnp.complex128)
@@ -58,7 +62,7 @@ class MixedPrecisionMCState(nk.vqs.MCState):
 
     @property
     def _sampler_variables(self):
-        return to_float32(self.variables)
+        return _to_float32_jit(self.variables)
 
     @property
     def forward_apply_fun(self):

@@ -31,6 +31,9 @@ from netket import stats as nkstats
 
 DEFAULT_KERNEL_BLOCKS = 8
 
+KERNEL_SHARE = (DEFAULT_KERNEL_BLOCKS + 1) / (2 * DEFAULT_KERNEL_BLOCKS)
+"""The part of the full 2M x 2M product that ``symmetric_gram`` computes (9/16)."""
+
 
 def symmetric_gram(O: jax.Array, n_blocks: int = DEFAULT_KERNEL_BLOCKS) -> jax.Array:
     """O @ O.T for O of shape (R, P), computing only the blocks on and below the diagonal."""
@@ -53,6 +56,7 @@ def _centred_scaled(jacobian, local_energies, mode: str):
     n_samples = jacobian.shape[0]
     e_loc = local_energies.reshape(-1)
     dv = 2.0 * (e_loc - jnp.mean(e_loc)) / jnp.sqrt(n_samples)
+    # NetKet's own version of this (_prepare_input) is private API, hence these few lines
     O = jacobian / jnp.sqrt(n_samples)  # the Jacobian comes centred from netket.jax.jacobian
     if mode == "complex":
         O = jax.lax.collapse(O, 0, 2)  # (M, 2, P) -> (2M, P)

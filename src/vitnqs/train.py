@@ -249,8 +249,8 @@ class RunRecorder:
         n = self.config.n_sites
         self.rows.append({
             "step": step,
-            "energy": float(np.real(stats.mean)) / (4 * n),
-            "energy_error": float(stats.error_of_mean) / (4 * n),
+            "energy": float(energy_per_site(np.real(stats.mean), n)),
+            "energy_error": float(energy_per_site(stats.error_of_mean, n)),
             "variance": float(np.real(stats.variance)) / 16.0,
             "r_hat": float(stats.R_hat),
             "tau_corr": float(stats.tau_corr),

@@ -1,6 +1,7 @@
 """Build results/benchmarks/h200_step_times.csv from this folder's raw GPU tables.
 
 Run from the repository root: python results/benchmarks/measurements/h200_2026-11-26/assemble.py
+[OUT.csv] (default: the committed table).
 Per (L, mechanism) it takes the call named in CHOSEN (the least disturbed measurement; see
 results/benchmarks/notes.md, session 3) and fills the FLOP columns by vitnqs.benchmark's
 count_flops on this machine's CPU: on the H200 the cost analysis of jax 0.11.2 returned no
@@ -10,6 +11,7 @@ fraction_of_peak column); the per-part times are unchanged.
 """
 
 import functools
+import sys
 from pathlib import Path
 
 import jax
@@ -18,10 +20,10 @@ import pandas as pd
 jax.config.update("jax_enable_x64", True)
 
 from vitnqs import io  # noqa: E402
-from vitnqs.benchmark import count_flops  # noqa: E402
+from vitnqs.benchmark import model_flops, step_flops  # noqa: E402
 from vitnqs.config import RunConfig  # noqa: E402
 from vitnqs.exchange import antiparallel_fraction  # noqa: E402
-from vitnqs.sr import DEFAULT_KERNEL_BLOCKS  # noqa: E402
+from vitnqs.sr import KERNEL_SHARE  # noqa: E402
 from vitnqs.system import build_system  # noqa: E402
 from vitnqs.train import build_variational_state  # noqa: E402
 
@@ -36,7 +38,7 @@ FLOP_COLUMNS = ("flops_sampling", "flops_local_energies", "flops_jacobian", "flo
 
 @functools.cache
 def base_count(L: int, attention: str, n_layers: int, n_samples: int):
-    """(counts with one network pass per sample and the full kernel, config, system, fraction)."""
+    """(config, model_flops, system, antiparallel fraction of freshly initialized samples)."""
     config = RunConfig.from_dict(dict(L=L, J2=0.5, n_layers=n_layers, attention=attention,
                                       n_samples=n_samples))
     system = build_system(L, 0.5)
@@ -44,21 +46,18 @@ def base_count(L: int, attention: str, n_layers: int, n_samples: int):
                                                    n_discard_per_chain=20), system)
     fraction = antiparallel_fraction(small.samples, system.local_energy_operator())
     full = build_variational_state(config, system)
-    return count_flops(config, full, 1.0, kernel_share=1.0), system, fraction
+    return config, model_flops(full), full.n_parameters, system, fraction
 
 
 def recount(row: pd.Series) -> dict:
-    counted, system, fraction = base_count(int(row.L), row.attention, int(row.n_layers),
-                                           int(row.n_samples))
-    counted = dict(counted)
+    config, model, n_params, system, fraction = base_count(
+        int(row.L), row.attention, int(row.n_layers), int(row.n_samples))
     if row.implementation.startswith("vitnqs"):
         networks = 1 + fraction * system.local_energy_operator().n_bonds
     else:
         networks = 1 + system.hamiltonian.max_conn_size
-    counted["flops_local_energies"] *= networks
-    if "sr_on_the_fly=False" in row.chunks:
-        counted["flops_kernel"] *= (DEFAULT_KERNEL_BLOCKS + 1) / (2 * DEFAULT_KERNEL_BLOCKS)
-    return counted
+    share = KERNEL_SHARE if "sr_on_the_fly=False" in row.chunks else 1.0
+    return step_flops(config, n_params, model, networks, share)
 
 
 rows = []
@@ -74,6 +73,7 @@ for (L, attention), call in CHOSEN.items():
         row["fraction_of_peak"] = row.flops_per_step / row.seconds_per_step / PEAK_FLOPS
         row["source"] = f"measurements/h200_2026-11-26/call{call}"
         rows.append(row)
-io.write_csv("results/benchmarks/h200_step_times.csv", pd.DataFrame(rows))
+io.write_csv(sys.argv[1] if len(sys.argv) > 1 else "results/benchmarks/h200_step_times.csv",
+             pd.DataFrame(rows))
 print(pd.DataFrame(rows)[["L", "attention", "implementation", "seconds_per_step",
                           "speedup_over_netket", "flops_per_step", "fraction_of_peak"]])
