@@ -54,3 +54,15 @@ def test_little_memory_gives_the_smallest_sizes():
         n_samples=6000, n_bonds=400, n_params=184_900, free_bytes=2**30,
         forward_bytes_per_config=3e5, jacobian_bytes_per_sample=6e6)
     assert block == MIN_BLOCK_SIZE and 6000 % chunk == 0 and on_the_fly is True
+
+
+def test_four_devices_store_a_quarter_of_the_jacobian_each():
+    """30 GiB per device: one device must build the kernel on the fly, four share the 17.8 GB
+    Jacobian (4.4 GB each) and store it; chunks divide each device's 1500 samples."""
+    sizes = dict(n_samples=6000, n_bonds=400, n_params=184_900, free_bytes=30 * 2**30,
+                 forward_bytes_per_config=540e3, jacobian_bytes_per_sample=7.6e6)
+    assert choose_sizes(**sizes)[2] is True
+    chunk, block, on_the_fly = choose_sizes(**sizes, n_devices=4)
+    assert on_the_fly is False
+    assert chunk is not None and 1500 % chunk == 0 and chunk > 1500 // 4
+    assert block & (block - 1) == 0 and MIN_BLOCK_SIZE <= block <= 2 ** 20  # <= 1500 x 400

@@ -19,6 +19,11 @@ are antiparallel (0.53 in the freshly initialized 6x6 states of the benchmark), 
 work is about half of NetKet's, and the memory of one block is fixed by ``block_size``, whatever
 the number of samples. On a GPU the scatter-add of the blocks' terms is not bit-reproducible
 (as most GPU reductions); on a CPU it is.
+
+On several devices (NetKet's sharding: samples split over the mesh axis 'S') the packing runs
+on each device's own samples, inside NetKet's ``sharding_decorator`` (a shard_map), as NetKet's
+own packed kernel does: under plain GSPMD the global ``nonzero`` would be replicated on every
+device.
 """
 
 from __future__ import annotations
@@ -30,8 +35,12 @@ import jax.numpy as jnp
 import netket as nk
 import numpy as np
 from jax.tree_util import register_pytree_node_class
+from netket.jax import HashablePartial
+from netket.jax.sharding import sharding_decorator
 from netket.operator import DiscreteJaxOperator
 from netket.vqs.mc import check_hilbert
+
+from vitnqs.sharding import sample_mesh
 
 DEFAULT_BLOCK_SIZE = 8192
 """Connected configurations per network pass when no block size is chosen (see vitnqs.memory)."""
@@ -138,8 +147,19 @@ def local_energy_kernel(logpsi, pars, sigma, op: BondExchange, *, chunk_size: in
     """E_loc for a batch sigma of shape (n_samples, N), evaluating antiparallel bonds only.
 
     chunk_size, when given, bounds the samples per pass of log psi(sigma) (as NetKet's does);
-    the connected configurations go through in blocks of ``op.block_size``.
+    the connected configurations go through in blocks of ``op.block_size``. With samples
+    sharded over several devices, each device packs and evaluates its own.
     """
+    if sample_mesh() is None:
+        return _local_energies_on_device(logpsi, pars, sigma, op, chunk_size=chunk_size)
+    per_device = HashablePartial(_local_energies_on_device, logpsi, chunk_size=chunk_size)
+    # pars is an argument (not captured) so that shard_map can mark it as varying per device
+    return sharding_decorator(
+        per_device, sharded_args_tree=(False, True, False), pvary_args_tree=(True, False, False)
+    )(pars, sigma, op)
+
+
+def _local_energies_on_device(logpsi, pars, sigma, op: BondExchange, *, chunk_size: int | None):
     bonds, couplings = op._bonds, op._couplings
     n_samples, n_bonds = sigma.shape[0], bonds.shape[0]
     if chunk_size is None:
@@ -170,7 +190,8 @@ def local_energy_kernel(logpsi, pars, sigma, op: BondExchange, *, chunk_size: in
         return total.at[sample].add(term)
 
     n_blocks = (n_connected + block - 1) // block
-    zero = jnp.zeros(n_samples, dtype=jnp.result_type(logpsi_sigma.dtype, couplings.dtype))
+    # zeros_like keeps the samples' per-device type inside the shard_map (a fresh array would not)
+    zero = jnp.zeros_like(logpsi_sigma, dtype=jnp.result_type(logpsi_sigma.dtype, couplings.dtype))
     offdiagonal = jax.lax.fori_loop(0, n_blocks, evaluate_block, zero)
     return diagonal + offdiagonal
 

@@ -13,6 +13,10 @@ memory analysis of the compiled function at a probe batch gives them (``compiled
 a CPU XLA reports no temporaries; there host memory is plentiful and the defaults apply
 (no chunking, ``DEFAULT_BLOCK_SIZE``). Sizes are powers of two (blocks) or divisors of M
 (chunks), so a change of free memory rarely changes the compiled program.
+
+With samples sharded over D devices (NetKet's mesh), each device holds M / D samples, their
+connected configurations and 1/D of the Jacobian, but the whole 2M x 2M kernel; chunks and
+blocks are per device, and the free memory is that of one device.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from vitnqs.exchange import DEFAULT_BLOCK_SIZE
+from vitnqs.sharding import n_sample_devices
 
 MEMORY_FRACTION = 0.8
 """Share of the free device memory a step may plan to use; the rest is XLA's working room."""
@@ -94,19 +99,21 @@ def largest_divisor_at_most(n: int, limit: float) -> int:
 def choose_sizes(
     *, n_samples: int, n_bonds: int, n_params: int, free_bytes: int | None,
     forward_bytes_per_config: float | None, jacobian_bytes_per_sample: float | None,
-    sr_on_the_fly: bool | None = None,
+    sr_on_the_fly: bool | None = None, n_devices: int = 1,
 ) -> tuple[int | None, int, bool | None]:
-    """(chunk_size, block_size, sr_on_the_fly) for a step of M = n_samples.
+    """(chunk_size, block_size, sr_on_the_fly) for a step of M = n_samples on each of
+    n_devices devices (free_bytes: one device's).
 
-    Of MEMORY_FRACTION of the free memory, the 2M x 2M kernel and (if stored) the 2M x P
-    Jacobian are set aside first; a chunk of Jacobian rows may then take half of what is left
-    and a block of connected configurations a quarter.
+    Of MEMORY_FRACTION of the free memory, the 2M x 2M kernel and (if stored) this device's
+    share of the 2M x P Jacobian are set aside first; a chunk of Jacobian rows may then take
+    half of what is left and a block of connected configurations a quarter.
     """
-    n_connected = n_samples * n_bonds
+    local_samples = n_samples // n_devices
+    n_connected = local_samples * n_bonds
     if free_bytes is None or forward_bytes_per_config is None or jacobian_bytes_per_sample is None:
         return None, min(DEFAULT_BLOCK_SIZE, n_connected), sr_on_the_fly
     budget = MEMORY_FRACTION * free_bytes
-    jacobian = 2 * n_samples * n_params * 8
+    jacobian = 2 * n_samples * n_params * 8 / n_devices
     if sr_on_the_fly is None:
         sr_on_the_fly = jacobian > STORED_JACOBIAN_SHARE * budget
     stored = (2 * n_samples) ** 2 * 8 + (0 if sr_on_the_fly else jacobian)
@@ -115,7 +122,7 @@ def choose_sizes(
     block = 2 ** int(math.floor(math.log2(max(block_limit, MIN_BLOCK_SIZE))))
     block = min(block, 2 ** math.ceil(math.log2(n_connected)))
     chunk_limit = 0.5 * room / jacobian_bytes_per_sample
-    chunk = None if chunk_limit >= n_samples else largest_divisor_at_most(n_samples, chunk_limit)
+    chunk = None if chunk_limit >= local_samples else largest_divisor_at_most(local_samples, chunk_limit)
     return chunk, block, sr_on_the_fly
 
 
@@ -129,7 +136,7 @@ def plan_chunks(vstate, n_bonds: int, chunk_size="auto", block_size="auto",
     chunk, block, on_the_fly = choose_sizes(
         n_samples=vstate.n_samples, n_bonds=n_bonds, n_params=vstate.n_parameters,
         free_bytes=free, forward_bytes_per_config=forward, jacobian_bytes_per_sample=jacobian,
-        sr_on_the_fly=sr_on_the_fly,
+        sr_on_the_fly=sr_on_the_fly, n_devices=n_sample_devices(),
     )
     return ChunkPlan(
         chunk_size=chunk if chunk_size == "auto" else chunk_size,

@@ -16,6 +16,11 @@ with O and dv stacked as [Re; Im] per sample (tests compare the two to round-off
 kernel form is on and no momentum or projection regularization is set; otherwise it is
 NetKet's VMC_SR unchanged. It does not compute NetKet's optional exponential-moving-average
 MCMC diagnostics (logging only).
+
+On several devices (NetKet's mesh axis 'S') the Jacobian arrives split by samples; as in
+NetKet's srt it is resharded by parameters (columns padded to a multiple of the devices), so
+that every block of the kernel is a local product plus one sum over devices, and the 2M x 2M
+kernel and its solve are replicated.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ import jax.numpy as jnp
 import netket as nk
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.sharding import NamedSharding, PartitionSpec
 from netket import stats as nkstats
+
+from vitnqs.sharding import sample_mesh
 
 DEFAULT_KERNEL_BLOCKS = 8
 
@@ -66,22 +74,48 @@ def _centred_scaled(jacobian, local_energies, mode: str):
     return O, dv
 
 
+def _sharded_by_parameters(O, dv):
+    """O split by columns (padded with zeros to a multiple of the devices) and dv replicated,
+    when samples are sharded over several devices; unchanged on one device."""
+    mesh = sample_mesh()
+    if mesh is None:
+        return O, dv
+    O = nk.jax.sharding.pad_axis_for_sharding(O, axis=1, padding_value=0.0)
+    O = jax.lax.with_sharding_constraint(O, NamedSharding(mesh, PartitionSpec(None, "S")))
+    dv = jax.lax.with_sharding_constraint(dv, NamedSharding(mesh, PartitionSpec()))
+    return O, dv
+
+
+def centred_jacobian(log_psi, parameters, model_state, samples, *, mode: str,
+                     chunk_size: int | None):
+    """NetKet's centred dense Jacobian (2 rows per sample in complex mode); on several devices
+    each computes the rows of its own samples."""
+    if chunk_size is None and (mesh := sample_mesh()) is not None:
+        # chunked, NetKet's Jacobian runs per device (shard_map); unchunked, the partitioner
+        # split the network's internals across devices (XLA: 'involuntary rematerialization')
+        chunk_size = samples.shape[0] // mesh.shape["S"]
+    return nk.jax.jacobian(log_psi, parameters, samples, model_state, mode=mode, dense=True,
+                           center=True, chunk_size=chunk_size)
+
+
 @partial(jax.jit, static_argnames=("log_psi", "solver_fn", "mode", "chunk_size", "n_blocks"))
 def symmetric_kernel_update(log_psi, local_energies, parameters, model_state, samples, *,
                             diag_shift, solver_fn, mode: str, chunk_size: int | None,
                             n_blocks: int = DEFAULT_KERNEL_BLOCKS):
     """The minSR update of NetKet's srt, with the kernel from ``symmetric_gram``."""
     flat_parameters, unravel = ravel_pytree(parameters)
-    jacobian = nk.jax.jacobian(log_psi, parameters, samples, model_state, mode=mode, dense=True,
-                               center=True, chunk_size=chunk_size)
+    jacobian = centred_jacobian(log_psi, parameters, model_state, samples, mode=mode,
+                                chunk_size=chunk_size)
     O, dv = _centred_scaled(jacobian, local_energies, mode)
+    n_columns = O.shape[1]
+    O, dv = _sharded_by_parameters(O, dv)
     kernel = symmetric_gram(O, n_blocks)
     shifted = kernel + diag_shift * jnp.eye(kernel.shape[0], dtype=kernel.dtype)
     solution = solver_fn(shifted, dv)
     info = {}
     if isinstance(solution, tuple):
         solution, info = solution[0], solution[1] or {}
-    updates = O.T @ solution
+    updates = (O.T @ solution)[:n_columns]  # without the padding columns of the sharding
     if mode == "complex" and jnp.iscomplexobj(flat_parameters):
         half = updates.shape[-1] // 2
         updates = updates[:half] + 1j * updates[half:]
@@ -102,8 +136,8 @@ class SymmetricKernelVMC_SR(nk.driver.VMC_SR):
             diag_shift = diag_shift(self.step_count)
         samples = jax.lax.collapse(self.state.samples, 0, self.state.samples.ndim - 1)
         self._dp, self.info = symmetric_kernel_update(
-            self.state._apply_fun, local_energies.data, self.state.parameters, self.state.model_state, samples,
-            diag_shift=diag_shift, solver_fn=self._linear_solver, mode=self.mode,
-            chunk_size=self.chunk_size_bwd,
+            self.state._apply_fun, local_energies.data, self.state.parameters,
+            self.state.model_state, samples, diag_shift=diag_shift,
+            solver_fn=self._linear_solver, mode=self.mode, chunk_size=self.chunk_size_bwd,
         )
         return self._loss_stats, self._dp
