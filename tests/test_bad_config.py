@@ -53,7 +53,8 @@ RUN_CONFIGS = [  # (change to TINY_RUN, what the message must say)
     ({"sr_on_the_fly": "yes"}, "sr_on_the_fly must be true, false or null"),
     ({"diag_shift": -1e-3}, "diag_shift must be positive"),
     ({"seed": -1}, "seed must be >= 0"),
-    ({"protocol": ""}, "protocol must be a non-empty string"),
+    ({"protocol": ""}, "protocol must be a name of letters, digits and '-'"),
+    ({"protocol": "my/protocol"}, "protocol must be a name of letters, digits and '-'"),
     ({"checkpoint_every": 0}, "checkpoint_every must be positive"),
 ]
 
@@ -117,7 +118,7 @@ WORKFLOW_CONFIGS = [  # config/quick.yaml overridden by this, and what the messa
     pytest.param({"model": {"n_heads": 3}}, "n_heads=3 does not divide d_model=16",
                  id="heads-not-dividing-d"),
     pytest.param({"groups": {"fig4": [{**BLOCK, "n_steps": 10}]}},
-                 "run L4_J0.5_nl1_t5_s0 is defined differently by groups.table1[0] and "
+                 "run L4_J0.5_nl1_t5_s0_quick is defined differently by groups.table1[0] and "
                  "groups.fig4[0] (keys ['n_steps'] differ)", id="run-id-collision"),
 ]
 

@@ -21,10 +21,10 @@ def config():
 def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     grid = build_run_grid(config)
     # fig2 leaves out t5 at J2 = 0, n_l = 1 (it diverged; config/config.yaml says why)
-    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [6, 11, 9, 3]
-    assert len(grid.runs) == 17  # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups
-    shared = grid.runs["L6_J0.5_nl4_t5_s0"]
-    assert all("L6_J0.5_nl4_t5_s0" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
+    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [9, 11, 9, 3]
+    assert len(grid.runs) == 20  # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups
+    shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
+    assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
     assert (shared.d_model, shared.n_heads, shared.patch_size) == (60, 10, 2)
     assert shared.protocol == "short" and shared.n_steps == 300 and shared.n_samples == 1024
 
@@ -35,14 +35,15 @@ def test_paper_protocol_is_the_papers(config):
     (run,) = build_run_grid(config).runs.values()
     assert (run.n_steps, run.n_samples, run.learning_rate, run.learning_rate_final,
             run.diag_shift, run.n_samples_final) == (5000, 6000, 0.03, 0.0, 1e-4, 600_000)
-    assert run.protocol == "paper" and run.run_id == "L10_J0.5_nl4_factored_s0"
+    assert run.protocol == "paper" and run.run_id == "L10_J0.5_nl4_factored_s0_paper"
 
 
 def test_runs_where_filters_on_run_config_fields(config):
     grid = build_run_grid(config)
     assert grid.where(L=6, n_layers=1, J2=0.5) == [
-        "L6_J0.5_nl1_t5_s0", "L6_J0.5_nl1_decoupled_s0", "L6_J0.5_nl1_factored_s0"]
-    assert len(grid.where(attention="factored")) == 6
+        "L6_J0.5_nl1_t5_s0_short", "L6_J0.5_nl1_decoupled_s0_short",
+        "L6_J0.5_nl1_factored_s0_short"]
+    assert len(grid.where(attention="factored")) == 7  # 6 short, 1 paper
     with pytest.raises(ConfigError, match="unknown RunConfig field"):
         grid.where(n_l=1)
 
@@ -52,7 +53,7 @@ def test_adding_a_run_is_one_line(config):
     config["groups"]["fig3"].append(yaml.safe_load(
         "{protocol: reduced, L: 8, J2: 0.5, n_layers: 4, attention: t5, seed: 1}"))
     after = build_run_grid(config).runs
-    assert set(after) - set(before) == {"L8_J0.5_nl4_t5_s1"}
+    assert set(after) - set(before) == {"L8_J0.5_nl4_t5_s1_reduced"}
 
 
 def test_groups_giving_one_run_two_configs_are_both_named(config):

@@ -28,7 +28,7 @@ from vitnqs import io
 TINY_QUICK = {"protocols": {"quick": {"n_steps": 60, "n_samples": 64, "n_chains": 16,
                                       "n_samples_final": 128, "checkpoint_every": 4}}}
 """config/quick.yaml's protocol shrunk: 60 steps of M = 64, a checkpoint every 4 steps."""
-RUN = "L4_J0.5_nl1_t5_s0"
+RUN = "L4_J0.5_nl1_t5_s0_quick"
 ARGS = ("--cores", "1", f"results-quick/runs/{RUN}/summary.json")
 
 

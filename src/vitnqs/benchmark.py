@@ -296,14 +296,18 @@ def compare_trajectories(config: RunConfig, n_steps: int, every: int = 20,
     return rows
 
 
-def same_state_energies(config: RunConfig) -> dict[str, float]:
-    """One state, one set of samples: its energy per site through each implementation's local
-    energies, and the relative difference of each from NetKet's."""
+def same_state_energies(config: RunConfig, variables=None, n_burn_in: int = 0) -> dict[str, float]:
+    """One state (random, or `variables`, e.g. a trained run's), one set of samples (after
+    n_burn_in draws that continue the chains): its energy per site through each
+    implementation's local energies, and the relative difference of each from NetKet's."""
     from vitnqs.train import build_variational_state
 
     system = build_system(config.L, config.J2)
-    vstate = build_variational_state(config, system)
-    mixed = build_variational_state(config.replace(forward_dtype="float32"), system)
+    vstate = build_variational_state(config, system, variables=variables)
+    for _ in range(n_burn_in):
+        vstate.sample()
+    mixed = build_variational_state(config.replace(forward_dtype="float32"), system,
+                                    variables=variables)
     mixed._samples = vstate.samples  # the same samples
     local = {
         "vitnqs": vstate.local_estimators(system.local_energy_operator()),

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--steps", type=int, default=200, help="optimization steps of each")
     compare.add_argument("--implementations", nargs="+", default=None,
                          help="steps to compare, NetKet's last (default: vitnqs netket)")
+    compare.add_argument("--state", type=Path, default=None, metavar="RUN_DIR",
+                         help="evaluate the same-state energies at this run's final parameters "
+                              "(RUN_CONFIG should be its config.yaml); --steps 0 does only that")
     args = parser.parse_args(argv)
 
     from vitnqs import io
@@ -59,9 +62,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             implementations = tuple(args.implementations or ("vitnqs", "netket"))
-            rows = benchmark.compare_trajectories(config, args.steps,
-                                                  implementations=implementations)
-            rows[0].update(benchmark.same_state_energies(config))
+            rows = [{"step": None}]
+            if args.steps > 0:
+                rows = benchmark.compare_trajectories(config, args.steps,
+                                                      implementations=implementations)
+            if args.state is None:
+                rows[0].update(benchmark.same_state_energies(config))
+            else:
+                from vitnqs.trained import load_run
+
+                trained = load_run(args.state)
+                rows[0].update(benchmark.same_state_energies(config, trained.variables, n_burn_in=20),
+                               state=str(args.state), state_step=trained.step)
         print(save(rows).to_string(index=False))
         return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 MECHANISMS = ("t5", "decoupled", "factored")
@@ -197,8 +198,9 @@ class RunConfig:
             raise ConfigError("forward_dtype='float64' needs dtype='float64' (parameters are float32)")
         if not isinstance(self.attention, str):
             raise ConfigError(f"attention must be a string, got attention={self.attention!r}")
-        if not isinstance(self.protocol, str) or not self.protocol:
-            raise ConfigError(f"protocol must be a non-empty string, got protocol={self.protocol!r}")
+        if not isinstance(self.protocol, str) or not re.fullmatch(r"[A-Za-z0-9-]+", self.protocol):
+            raise ConfigError("protocol must be a name of letters, digits and '-' (it ends the run id "
+                              f"and the run's folder name), got protocol={self.protocol!r}")
         check_vit_arguments(
             self.L, d_model=self.d_model, n_heads=self.n_heads, patch_size=self.patch_size,
             attention=self.attention,
@@ -255,8 +257,9 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """A name that says what the run is, e.g. L6_J0.5_nl4_t5_s0."""
-        return f"L{self.L}_J{self.J2:g}_nl{self.n_layers}_{self.attention}_s{self.seed}"
+        """A name that says what the run is and how it was optimized, e.g. L6_J0.5_nl4_t5_s0_paper:
+        the same network under two protocols is two runs."""
+        return f"L{self.L}_J{self.J2:g}_nl{self.n_layers}_{self.attention}_s{self.seed}_{self.protocol}"
 
 
 def _geomspace(start: float, stop: float, num: int) -> list[float]:

@@ -57,7 +57,7 @@ def runs_where(**filters):
 
 
 def run_path(run_id, name):
-    """A file of a run: run_path("L6_J0.5_nl4_t5_s0", "summary.json")."""
+    """A file of a run: run_path("L6_J0.5_nl4_t5_s0_paper", "summary.json")."""
     return f"{RESULTS}/runs/{run_id}/{name}"
 
 
