@@ -101,7 +101,7 @@ class RunConfig:
     """Initial learning rate of the cosine decay."""
     learning_rate_final: float = 0.0
     """Learning rate reached at the last step."""
-    diag_shift: float = 1e-4
+    diag_shift: float = 1e-3
     """Diagonal shift of stochastic reconfiguration."""
     chunk_size: int | str | None = "auto"
     """Samples per pass of log psi and per Jacobian block; None evaluates all M at once;
