@@ -11,9 +11,16 @@ chosen by dispatch on the state's type.
 Cost of the approximation: log psi in float32 carries a relative error of ~1e-7, so each
 amplitude ratio psi(s')/psi(s) is off by ~1e-7 |log psi| and the Metropolis acceptance by as
 much; vitnqs.benchmark measures the energy of one state both ways.
+
+Every matrix product of the float32 network runs at 'highest' precision (``float32_model``).
+At JAX's default precision a GPU multiplies float32 matrices on tensor cores in TF32 (10-bit
+mantissa): measured on an H200 at trained states, the energy of the same samples then moved by
+9e-5 (10x10) and 1.8e-4 (6x6) relative to float64, against 6e-8 with full float32 products.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +53,22 @@ _to_float32_jit = jax.jit(to_float32)
 def _apply_float32(apply32, variables, x):
     """log psi from the float32 network, returned in complex128 like the float64 one."""
     return apply32(to_float32(variables), x).astype(jnp.complex128)
+
+
+def float32_model(model):
+    """A float32 copy of a flax model whose matrix products all run in full float32: the same
+    fields and parameter tree, its __call__ traced under ``default_matmul_precision('highest')``."""
+    base = type(model)
+
+    class FullFloat32(base):
+        def __call__(self, *args, **kwargs):
+            with jax.default_matmul_precision("highest"):
+                return super().__call__(*args, **kwargs)
+
+    FullFloat32.__name__ = FullFloat32.__qualname__ = f"FullFloat32{base.__name__}"
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
+              if f.init and f.name not in ("parent", "name")}
+    return FullFloat32(**{**fields, "param_dtype": jnp.float32})
 
 
 class MixedPrecisionMCState(nk.vqs.MCState):

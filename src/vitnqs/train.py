@@ -75,10 +75,10 @@ def build_variational_state(config: RunConfig, system=None, model=None, variable
     model = build_model(config) if model is None else model
     state_type, extra = nk.vqs.MCState, {}
     if config.forward_dtype != config.dtype:  # float32 passes, float64 parameters
-        from vitnqs.precision import MixedPrecisionMCState
+        from vitnqs.precision import MixedPrecisionMCState, float32_model
 
         state_type = MixedPrecisionMCState
-        extra["forward_model"] = model.clone(param_dtype=jax.numpy.float32)
+        extra["forward_model"] = float32_model(model)
     return state_type(
         system.sampler(n_chains=config.chains, d_max=config.d_max),
         model,
