@@ -34,7 +34,7 @@ def test_paper_protocol_is_the_papers(config):
                                     "attention": "factored"}]}
     (run,) = build_run_grid(config).runs.values()
     assert (run.n_steps, run.n_samples, run.learning_rate, run.learning_rate_final,
-            run.diag_shift, run.n_samples_final) == (5000, 6000, 0.03, 0.0, 1e-3, 600_000)
+            run.diag_shift, run.n_samples_final, run.chains) == (5000, 6000, 0.03, 0.0, 1e-3, 600_000, 400)
     assert run.protocol == "paper" and run.run_id == "L10_J0.5_nl4_factored_s0_paper"
 
 
