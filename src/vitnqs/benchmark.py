@@ -173,11 +173,12 @@ def model_flops(vstate) -> dict[str, float]:
     """FLOPs per configuration of the forward pass and per sample of the Jacobian."""
     from vitnqs.memory import PROBE_ROWS, row_probes
 
+    probes = row_probes(vstate)
     try:
-        return {name: _flops(fn, *args) / PROBE_ROWS for name, (fn, args) in row_probes(vstate).items()}
+        return {name: _flops(fn, *args) / PROBE_ROWS for name, (fn, args) in probes.items()}
     except (ValueError, RuntimeError) as error:  # the timings matter more than the count
         print(f"benchmark: FLOPs not counted ({type(error).__name__}: {error})", flush=True)
-        return {name: float("nan") for name in row_probes(vstate)}
+        return dict.fromkeys(probes, float("nan"))
 
 
 def step_flops(config: RunConfig, n_params: int, model: dict[str, float],
