@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--state", type=Path, default=None, metavar="RUN_DIR",
                          help="evaluate the same-state energies at this run's final parameters "
                               "(RUN_CONFIG should be its config.yaml); --steps 0 does only that")
+    compare.add_argument("--shadow", action="store_true",
+                         help="one vitnqs trajectory; at every 20th step NetKet's VMC_SR computes "
+                              "its energy and update from the same state and samples "
+                              "(vitnqs.shadow)")
     args = parser.parse_args(argv)
 
     from vitnqs import io
@@ -60,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                 implementations=tuple(args.implementations or benchmark.IMPLEMENTATIONS),
                 on_row=save,
             )
+        elif args.shadow:
+            from vitnqs.shadow import shadow_trajectory
+
+            rows = shadow_trajectory(config, args.steps)
         else:
             implementations = tuple(args.implementations or ("vitnqs", "netket"))
             rows = [{"step": None}]
