@@ -93,9 +93,15 @@ def test_interrupted_snakemake_resumes_and_finishes_the_run(locked, tmp_path, st
     tree, configs = workflow_tree(tmp_path)
     process = start_snakemake(tree, configs)
     wait_until_mid_job(tree, process)
-    os.killpg(process.pid, stop)
-    assert process.wait(timeout=120) != 0
     run_dir = tree / "results-quick" / "runs" / RUN
+    # Frozen first, so that the job cannot finish between the check and the signal (on a loaded
+    # machine the whole job takes seconds); a stopped process receives SIGINT on SIGCONT.
+    os.killpg(process.pid, signal.SIGSTOP)
+    assert not (run_dir / "summary.json").exists(), "the job finished before it was stopped"
+    os.killpg(process.pid, stop)
+    os.killpg(process.pid, signal.SIGCONT)
+    log = tree.with_name(f"{tree.name}.log")
+    assert process.wait(timeout=120) != 0, log.read_text()[-3000:]
     assert not (run_dir / "summary.json").exists()
     io.read_state(run_dir / "checkpoint" / "state.msgpack")  # the checkpoint is whole
     if stop == signal.SIGKILL:
