@@ -141,10 +141,10 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     remaining = config.n_steps - driver.step_count
     if remaining > 0:
         logger.info(
-            "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s",
+            "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s, commit %s",
             config.run_id, "resuming" if driver.step_count else "starting", driver.step_count,
             config.n_steps - 1, config.n_steps, config.n_samples, vstate.n_parameters,
-            provenance.device_name(),
+            provenance.device_name(), provenance.git_commit(),
         )
         try:
             driver.run(remaining, out=None, show_progress=False, callback=recorder.callback())
