@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import netket as nk
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from netket.callbacks import AbstractCallback
 from netket.utils import struct
 
@@ -49,8 +49,8 @@ class NetKetShadow(AbstractCallback, mutable=True):
             return False
         self.baseline._step_count = driver.step_count  # the same diagonal-shift schedule point
         baseline_stats, baseline_update = self.baseline.compute_loss_and_update()
-        fast = np.asarray(jax.flatten_util.ravel_pytree(driver._dp)[0])
-        reference = np.asarray(jax.flatten_util.ravel_pytree(baseline_update)[0])
+        fast = np.asarray(ravel_pytree(driver._dp)[0])
+        reference = np.asarray(ravel_pytree(baseline_update)[0])
         energies = [float(np.real(stats.mean)) for stats in (driver._loss_stats, baseline_stats)]
         errors = [float(stats.error_of_mean) for stats in (driver._loss_stats, baseline_stats)]
         self.rows.append({
@@ -69,14 +69,12 @@ class NetKetShadow(AbstractCallback, mutable=True):
 def shadow_trajectory(config: RunConfig, n_steps: int, every: int = 20) -> list[dict]:
     """Rows every `every` steps of a vitnqs trajectory of n_steps, each comparing the vitnqs
     energy and update with NetKet's VMC_SR on the same state and samples."""
-    from vitnqs.train import build_driver, build_variational_state, plan_step
+    from vitnqs.benchmark import build_step
+    from vitnqs.train import build_driver
 
-    system = build_system(config.L, config.J2)
-    vstate = build_variational_state(config, system)
-    hamiltonian, plan = plan_step(config, system, vstate)
-    driver = build_driver(config, hamiltonian, vstate, plan.sr_on_the_fly)
-    baseline = build_driver(config, system.hamiltonian, vstate, driver.on_the_fly,
-                            nk.driver.VMC_SR)
+    driver, vstate, _, _ = build_step(config, "vitnqs")
+    baseline = build_driver(config, build_system(config.L, config.J2).hamiltonian, vstate,
+                            driver.on_the_fly, nk.driver.VMC_SR)
     shadow = NetKetShadow(baseline, config.n_sites, every)
     driver.run(n_steps, out=None, show_progress=False, callback=shadow)
     return shadow.rows

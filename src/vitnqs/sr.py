@@ -90,10 +90,11 @@ def centred_jacobian(log_psi, parameters, model_state, samples, *, mode: str,
                      chunk_size: int | None):
     """NetKet's centred dense Jacobian (2 rows per sample in complex mode); on several devices
     each computes the rows of its own samples."""
-    if chunk_size is None and n_sample_devices() > 1:
+    n_devices = n_sample_devices()
+    if chunk_size is None and n_devices > 1:
         # chunked, NetKet's Jacobian runs per device (shard_map); unchunked, the partitioner
         # split the network's internals across devices (XLA: 'involuntary rematerialization')
-        chunk_size = samples.shape[0] // n_sample_devices()
+        chunk_size = samples.shape[0] // n_devices
     return nk.jax.jacobian(log_psi, parameters, samples, model_state, mode=mode, dense=True,
                            center=True, chunk_size=chunk_size)
 
