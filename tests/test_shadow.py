@@ -3,6 +3,7 @@ energy and the same update at every compared step (vitnqs.shadow)."""
 
 import numpy as np
 
+from vitnqs.benchmark import compare_trajectories
 from vitnqs.config import RunConfig
 from vitnqs.shadow import shadow_trajectory
 
@@ -22,3 +23,6 @@ def test_vitnqs_step_is_netkets_step_along_a_trajectory():
     first, last = rows[0], rows[-1]
     assert last["energy_vitnqs"] < first["energy_vitnqs"] - 10 * first["error_vitnqs"]
     assert np.isclose(first["energy_vitnqs"], first["energy_netket"], rtol=1e-12)
+    # the baseline only reads the shared state: the trajectory is the one a plain vitnqs run takes
+    plain = compare_trajectories(config, 31, every=10, implementations=("vitnqs",))
+    assert [row["energy_vitnqs"] for row in plain] == [row["energy_vitnqs"] for row in rows]
