@@ -27,26 +27,28 @@ CONVERGENCE_RUN = dict(
     n_samples_final=8192, checkpoint_every=1000, log_every=100, sr_on_the_fly=False,
     protocol="test",
 )
-CONVERGENCE_SEEDS = (0, 1)
+CONVERGENCE_SEEDS = (0, 1, 2, 3)
 EXACT_4X4 = -0.52862021  # ED ground state per site; the first excited singlet is -0.50869
 
 
 @pytest.mark.slow
 def test_run_reaches_one_percent_of_exact_energy(mechanism, tmp_path):
-    """Two seeds, the lower variational energy kept (as VMC studies do): at 4x4 and J2 = 0.5 an
-    optimization can settle near the first excited singlet (3.8% above, with a variance as low as
-    the ground state's: 3 of 11 runs of this model did, notes on issue 3)."""
-    summaries = [
-        run({**CONVERGENCE_RUN, "attention": mechanism, "seed": seed}, tmp_path / str(seed),
-            quiet=True)
-        for seed in CONVERGENCE_SEEDS
-    ]
-    for summary in summaries:
+    """Independent optimizations (seeds) until one reaches 1% of the exact energy, at most four;
+    the lowest variational energy is kept, as VMC studies do. At 4x4 and J2 = 0.5 a run can
+    settle near the first excited singlet, 3.8% above, with a variance as low as the ground
+    state's (about one run in three; which runs do depends on the machine's round-off)."""
+    summaries = []
+    for seed in CONVERGENCE_SEEDS:
+        summary = run({**CONVERGENCE_RUN, "attention": mechanism, "seed": seed},
+                      tmp_path / str(seed), quiet=True)
         assert summary["reference_energy"] == EXACT_4X4
         # variational: no state lies below the ground state beyond its error bar
         assert summary["energy_per_site"] > EXACT_4X4 - 5 * summary["energy_error"]
+        summaries.append(summary)
+        if summary["relative_error"] < 1e-2:
+            break
     best = min(summaries, key=lambda summary: summary["energy_per_site"])
-    assert best["relative_error"] < 1e-2, best["energy_per_site"]
+    assert best["relative_error"] < 1e-2, [summary["energy_per_site"] for summary in summaries]
     # the estimate carries a sensible error bar and a V-score of a good state
     assert 0 < best["energy_error"] < 2e-3
     assert best["v_score"] < 0.1
