@@ -38,10 +38,21 @@ def workflow_tree(destination: Path) -> tuple[Path, list[str]]:
 
 
 def start_snakemake(tree: Path, configs: list[str]) -> subprocess.Popen:
-    """Snakemake training RUN, in its own process group (as a shell runs a job)."""
-    with open(tree.with_name(f"{tree.name}.log"), "w") as log:
-        return subprocess.Popen(snakemake_command(*ARGS, configs=configs), cwd=tree, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    """Snakemake training RUN, in its own process group (as a shell runs a job), with SIGINT at
+    its default (as in a job a terminal's Ctrl-C reaches).
+
+    An ignored SIGINT is inherited through fork and exec, and Python then installs no
+    KeyboardInterrupt handler: pytest started in the background by a non-interactive shell
+    (`pytest ... &`) ignores SIGINT, and so would Snakemake and its job. A caught signal is reset
+    to the default on exec, so SIGINT is caught here while Snakemake starts.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open(tree.with_name(f"{tree.name}.log"), "w") as log:
+            return subprocess.Popen(snakemake_command(*ARGS, configs=configs), cwd=tree,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_until_mid_job(tree: Path, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -102,6 +113,8 @@ def test_interrupted_snakemake_resumes_and_finishes_the_run(locked, tmp_path, st
     os.killpg(process.pid, signal.SIGCONT)
     log = tree.with_name(f"{tree.name}.log")
     assert process.wait(timeout=120) != 0, log.read_text()[-3000:]
+    if stop == signal.SIGINT:  # Snakemake itself was interrupted, not only its job
+        assert "Terminating processes on user request" in log.read_text(), log.read_text()[-3000:]
     assert not (run_dir / "summary.json").exists()
     io.read_state(run_dir / "checkpoint" / "state.msgpack")  # the checkpoint is whole
     if stop == signal.SIGKILL:
