@@ -8,6 +8,7 @@ import random
 import re
 import runpy
 import shutil
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -181,6 +182,39 @@ def test_non_finite_local_energy_stops_the_command_line_with_a_message(tmp_path)
     assert "non-finite energy" in result.stderr and "at step 9" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+# --- SIGTERM: the step under way ends, checkpointed ---------------------------------------------
+def test_sigterm_stops_after_the_step_under_way_and_loses_no_step(uninterrupted, tmp_path):
+    """As at a SLURM time limit or `timeout`: SIGTERM during step 9 (checkpoints every 4 steps)
+    lets step 9 finish, checkpoints the 10 completed steps and exits with status 143."""
+    config, run_dir = write_config(tmp_path / "run.yaml"), tmp_path / "run"
+    result = train_with_fault(config, run_dir, "sigterm", 9)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert f"stopped by SIGTERM after 10 of {TINY.n_steps} steps" in result.stderr
+    assert "run the same command to continue" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "summary.json").exists()
+    checkpoint = serialization.msgpack_restore(io.read_state(run_dir / "checkpoint" / "state.msgpack"))
+    assert checkpoint["step"] == 10
+    assert list(io.read_csv(run_dir / "history.csv")["step"]) == list(range(10))
+
+    handler = signal.getsignal(signal.SIGTERM)
+    run(TINY_RUN, run_dir, quiet=True)  # the rerun continues from step 10
+    assert signal.getsignal(signal.SIGTERM) is handler  # training gave the handler back
+    log = (run_dir / "train.log").read_text()
+    assert "stopped by SIGTERM after step 10" in log and "at step 10" in log
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+
+
+def test_a_second_sigterm_ends_the_process_at_once(uninterrupted, tmp_path):
+    config, run_dir = write_config(tmp_path / "run.yaml"), tmp_path / "run"
+    result = train_with_fault(config, run_dir, "sigterm-twice", 9)
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    checkpoint = serialization.msgpack_restore(io.read_state(run_dir / "checkpoint" / "state.msgpack"))
+    assert checkpoint["step"] == 8  # the last regular checkpoint, before step 9 could finish
+    run(TINY_RUN, run_dir, quiet=True)
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
 
 
 # --- corrupted cached results, read by the workflow's scripts -------------------------------------

@@ -1,5 +1,6 @@
 """Snakemake under faults: a second invocation on the same directory while one runs, and an
-invocation interrupted mid-job (SIGINT as Ctrl-C sends it, or SIGKILL) that is run again.
+invocation interrupted mid-job (SIGINT as Ctrl-C sends it, SIGTERM as a time limit does, or
+SIGKILL) that is run again.
 
 Each test trains one run of config/quick.yaml, shrunk to seconds, in a copy of the repository.
 """
@@ -99,7 +100,8 @@ def test_a_second_snakemake_is_refused_by_the_lock_and_nothing_is_corrupted(lock
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_interrupted_snakemake_resumes_and_finishes_the_run(locked, tmp_path, stop):
     tree, configs = workflow_tree(tmp_path)
     process = start_snakemake(tree, configs)
@@ -115,6 +117,8 @@ def test_interrupted_snakemake_resumes_and_finishes_the_run(locked, tmp_path, st
     assert process.wait(timeout=120) != 0, log.read_text()[-3000:]
     if stop == signal.SIGINT:  # Snakemake itself was interrupted, not only its job
         assert "Terminating processes on user request" in log.read_text(), log.read_text()[-3000:]
+    if stop == signal.SIGTERM:  # as at a SLURM time limit: the job checkpointed its last step
+        assert "stopped by SIGTERM after step" in (run_dir / "train.log").read_text()
     assert not (run_dir / "summary.json").exists()
     io.read_state(run_dir / "checkpoint" / "state.msgpack")  # the checkpoint is whole
     if stop == signal.SIGKILL:

@@ -163,7 +163,17 @@ def _inject(moment: str, count: int, run_dir: Path) -> None:
         time.sleep(PAUSE_SECONDS)
         os._exit(3)  # nobody killed this process: the test sees exit status 3
 
-    if moment == "nan-local-energy":
+    if moment in ("sigterm", "sigterm-twice"):  # sent by the process itself, mid-step COUNT
+        original = RunRecorder.on_compute_update_end
+
+        def signalled(self, step, *args):
+            if step == count:
+                for _ in range(2 if moment == "sigterm-twice" else 1):
+                    os.kill(os.getpid(), signal.SIGTERM)
+            return original(self, step, *args)
+
+        RunRecorder.on_compute_update_end = signalled
+    elif moment == "nan-local-energy":
         nk.vqs.MCState.local_estimators = poisoned_local_estimators(
             nk.vqs.MCState.local_estimators, count, float("nan"))
     elif moment in ("step", "update"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -85,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         print(save(rows).to_string(index=False))
         return 0
 
-    from vitnqs.train import NonFiniteError, RunDirectoryError, run
+    from vitnqs.train import NonFiniteError, RunDirectoryError, TrainingStopped, run
 
     try:
         run(config, args.run_dir, quiet=args.quiet)
     except (NonFiniteError, RunDirectoryError, io.CorruptFileError) as error:
         print(f"vitnqs: training stopped: {error}", file=sys.stderr)
         return 1
+    except TrainingStopped as stop:
+        print(f"vitnqs: training {stop}", file=sys.stderr)
+        return 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
     return 0
 
 

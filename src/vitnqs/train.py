@@ -11,14 +11,20 @@ Run directory layout (all writes atomic; see ``vitnqs.io``):
 ``run(config, run_dir)`` called again on the same directory continues from the last checkpoint;
 on the CPU the finished outputs are bit-for-bit those of an uninterrupted run (the timing
 columns aside). A non-finite energy or parameter stops the run with ``NonFiniteError`` naming the
-step; the last good checkpoint is kept and nothing non-finite is written.
+step; the last good checkpoint is kept and nothing non-finite is written. A SIGTERM during the
+steps (SLURM's time limit, ``timeout``, a cancelled job) ends the step under way, writes its
+checkpoint and raises ``TrainingStopped``: no completed step is lost.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +56,10 @@ class NonFiniteError(FloatingPointError):
 
 class RunDirectoryError(RuntimeError):
     """The run directory holds a different run; nothing was overwritten."""
+
+
+class TrainingStopped(RuntimeError):
+    """A signal stopped the run after a completed step, whose checkpoint was written."""
 
 
 # --- building blocks ----------------------------------------------------------------------------
@@ -147,7 +157,8 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
             provenance.device_name(), provenance.git_commit(),
         )
         try:
-            driver.run(remaining, out=None, show_progress=False, callback=recorder.callback())
+            with _stop_after_step_on(signal.SIGTERM, recorder):
+                driver.run(remaining, out=None, show_progress=False, callback=recorder.callback())
         except NonFiniteError:
             recorder.write_history()  # the good steps, for diagnosis; the checkpoint is untouched
             raise
@@ -206,6 +217,7 @@ class RunRecorder:
         self._last_checkpoint = time.monotonic()
         self._snapshots = set(config.snapshots)
         self._checkpointed_step = -1
+        self.stop_requested: str | None = None  # the name of a signal that asked the run to stop
 
     # paths
     @property
@@ -263,6 +275,15 @@ class RunRecorder:
         due = (time.monotonic() - self._last_checkpoint) >= self.config.checkpoint_seconds
         if done % self.config.checkpoint_every == 0 or due or done == self.config.n_steps:
             self.checkpoint(driver, done)
+        if self.stop_requested and done < self.config.n_steps:
+            if self._checkpointed_step != done:
+                self.checkpoint(driver, done)
+            self.logger.info("stopped by %s after step %d; checkpoint written",
+                             self.stop_requested, done)
+            raise TrainingStopped(
+                f"stopped by {self.stop_requested} after {done} of {self.config.n_steps} steps; "
+                f"the checkpoint {self.checkpoint_path} holds them: run the same command to continue"
+            )
 
     # checkpoints
     def checkpoint(self, driver, step: int) -> None:
@@ -389,6 +410,29 @@ class _RecorderCallback(AbstractCallback, mutable=True):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+@contextmanager
+def _stop_after_step_on(signum: signal.Signals, recorder: RunRecorder):
+    """While training, signum asks the run to stop once the step under way is done and
+    checkpointed (a step takes seconds; SLURM waits 30 s by default before its SIGKILL); a
+    second signum ends the process at once. Outside the main thread, Python cannot handle
+    signals: nothing changes there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask_to_stop(received, frame):
+        if recorder.stop_requested:  # asked twice: the default action, now
+            signal.signal(received, signal.SIG_DFL)
+            os.kill(os.getpid(), received)
+        recorder.stop_requested = signal.Signals(received).name
+
+    previous = signal.signal(signum, ask_to_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+
+
 def _claim_run_directory(config: RunConfig, run_dir: Path) -> None:
     """Write config.yaml, or check that the one there describes the same run."""
     path = run_dir / "config.yaml"
