@@ -65,6 +65,19 @@ def test_table_energies_puts_the_paper_beside_ours(runs):
     assert set(PAPER_TABLE1.L) == {6, 10}
 
 
+def test_one_network_under_two_protocols_gets_two_rows_shorter_first(runs):
+    """As the 6x6 runs of Table 1 under `short` and under `paper`: both rows, each beside the
+    paper's value, in the same order whatever order the summaries come in."""
+    t5 = runs[runs.attention == "t5"].assign(L=6)
+    longer = t5.assign(protocol="paper", n_steps=5000, n_samples=6000, energy_per_site=-0.5031)
+    for frame in (pd.concat([longer, t5]), pd.concat([t5, longer])):
+        table = table_energies(frame)
+        assert list(table.protocol) == ["tiny", "paper"]
+        assert list(table.paper) == ["-0.503182(9)", "-0.503182(9)"]
+    assert "protocols paper (5000 steps, M = 6000); tiny (4 steps, M = 64)" in format_markdown(
+        table, "Table 1")
+
+
 def test_markdown_and_latex_name_the_protocol(runs):
     table = table_energies(runs)
     markdown, latex = format_markdown(table, "Table 1"), format_latex(table, "Table 1")

@@ -62,10 +62,12 @@ def check_summary(summary: dict) -> None:
 
 
 def sort_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows ordered by L, J2, n_layers, then attention in the order t5, decoupled, factored."""
+    """Rows ordered by L, J2, n_layers, then attention in the order t5, decoupled, factored, then
+    (one network under several protocols) the shorter protocol first."""
     order = frame["attention"].map({m: i for i, m in enumerate(MECHANISMS)})
     keys = [c for c in ("L", "J2", "n_layers") if c in frame.columns]
-    return (frame.assign(_order=order).sort_values([*keys, "_order"], kind="stable")
+    cost = [c for c in ("n_steps", "n_samples") if c in frame.columns]
+    return (frame.assign(_order=order).sort_values([*keys, "_order", *cost], kind="stable")
             .drop(columns="_order").reset_index(drop=True))
 
 
