@@ -117,6 +117,16 @@ WORKFLOW_CONFIGS = [  # config/quick.yaml overridden by this, and what the messa
                  id="odd-number-of-sites"),
     pytest.param({"model": {"n_heads": 3}}, "n_heads=3 does not divide d_model=16",
                  id="heads-not-dividing-d"),
+    pytest.param({"analysis": {"ablation_runs": {"L": "6"}}},
+                 "On instance['analysis']['ablation_runs']['L']", id="analysis-filter-a-string"),
+    pytest.param({"analysis": {"ablation_run": {"L": 6}}}, "'ablation_run' was unexpected",
+                 id="analysis-unknown-key"),
+    pytest.param({"analysis": {"size_runs": {"layers": 4}}},
+                 "Invalid workflow config: analysis.size_runs: runs_where: unknown RunConfig "
+                 "field(s) ['layers']", id="analysis-filter-unknown-field"),
+    pytest.param({"analysis": {"shastry_sutherland": {"n_samples": 0}}},
+                 "On instance['analysis']['shastry_sutherland']['n_samples']",
+                 id="analysis-zero-samples"),
     pytest.param({"groups": {"fig4": [{**BLOCK, "n_steps": 10}]}},
                  "run L4_J0.5_nl1_t5_s0_quick is defined differently by groups.table1[0] and "
                  "groups.fig4[0] (keys ['n_steps'] differ)", id="run-id-collision"),

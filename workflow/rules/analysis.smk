@@ -30,6 +30,9 @@ ANALYSIS_DEFAULTS = {
     },
 }
 ANALYSIS = {**ANALYSIS_DEFAULTS, **config.get("analysis", {})}
+ANALYSIS["shastry_sutherland"] = {  # one changed field keeps the others' defaults
+    **ANALYSIS_DEFAULTS["shastry_sutherland"], **ANALYSIS["shastry_sutherland"]
+}
 SAMPLING = {
     key: ANALYSIS[key]
     for key in ("n_samples", "n_chains", "n_discard_per_chain", "seed", "chunk_size")
@@ -46,12 +49,22 @@ QUERY_KEY_RUNS = sorted(
     run for mechanism in ("t5", "decoupled") for run in runs_where(attention=mechanism)
     if run in FINISHED
 )
-MAP_RUNS = sorted(run for run in runs_where(**ANALYSIS["fig4_runs"]) if run in FINISHED)
+
+
+def runs_selected_by(key):
+    """The runs that the filter analysis.<key> selects (e.g. {L: 6, n_layers: 1})."""
+    try:
+        return runs_where(**ANALYSIS[key])
+    except ConfigError as error:
+        sys.exit(f"Invalid workflow config: analysis.{key}: {error}")
+
+
+MAP_RUNS = sorted(run for run in runs_selected_by("fig4_runs") if run in FINISHED)
 FIG4_RUNS = {  # per mechanism the first run id, when several match
     RUNS[run].attention: run for run in reversed(MAP_RUNS) if RUNS[run].attention != "factored"
 }
-ABLATION_RUNS = sorted(set(runs_where(**ANALYSIS["ablation_runs"])) & set(QUERY_KEY_RUNS))
-SIZE_RUNS = sorted(set(runs_where(**ANALYSIS["size_runs"])) & set(QUERY_KEY_RUNS))
+ABLATION_RUNS = sorted(set(runs_selected_by("ablation_runs")) & set(QUERY_KEY_RUNS))
+SIZE_RUNS = sorted(set(runs_selected_by("size_runs")) & set(QUERY_KEY_RUNS))
 
 ANALYSIS_TARGETS = (
     [f"{ANALYSIS_DIR}/shastry_sutherland.json"]
