@@ -223,6 +223,10 @@ RUN = f"runs/{RUN_ID}"
 ANALYSIS = "analysis/{}/" + RUN_ID
 
 
+def _provenance(path: str) -> str:
+    return path.removesuffix(".npz") + ".provenance.json"
+
+
 def _script_io(script: str, results: Path) -> dict:
     """The snakemake object's input, output and params of a script, for the run RUN_ID."""
     summary, history = str(results / RUN / "summary.json"), str(results / RUN / "history.csv")
@@ -240,12 +244,16 @@ def _script_io(script: str, results: Path) -> dict:
             {"csv": "analysis/table_freeze_ablation.csv"}, {}),
         "fig4.py": ({"t5": str(results / maps)},
                     {f: f"figures/fig4.{f}" for f in ("png", "pdf")}, {}),
-        "attention_maps.py": ({"summary": summary}, {"npz": maps}, {"sampling": SAMPLING}),
+        "attention_maps.py": ({"summary": summary},
+                              {"npz": maps, "provenance": _provenance(maps)},
+                              {"sampling": SAMPLING}),
         "input_dependence.py": ({"summary": summary},
-                                {"csv": ANALYSIS.format("input_dependence") + ".csv"},
+                                {"csv": ANALYSIS.format("input_dependence") + ".csv",
+                                 "provenance": _provenance(ANALYSIS.format("input_dependence"))},
                                 {"sampling": SAMPLING}),
         "freeze_ablation.py": ({"summary": summary},
-                               {"json": ANALYSIS.format("freeze_ablation") + ".json"},
+                               {"json": ANALYSIS.format("freeze_ablation") + ".json",
+                                "provenance": _provenance(ANALYSIS.format("freeze_ablation"))},
                                {"sampling": SAMPLING, "n_samples_energy": 32}),
     }[script]
     inputs, outputs, params = table

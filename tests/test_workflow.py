@@ -15,6 +15,7 @@ import pytest
 import yaml
 from train_helpers import copy_tree, planned_jobs, snakemake, tree_state, write_yaml
 
+from vitnqs import io
 from vitnqs.workflow_config import build_run_grid
 
 TINY = {
@@ -56,11 +57,28 @@ def test_lint_passes(clone):
     assert result.returncode == 0, result.stdout
 
 
-def test_fresh_clone_plans_no_training(clone):
+SAMPLING_RULES = ("train", "attention_maps", "input_dependence", "freeze_ablation",
+                  "shastry_sutherland", "benchmark_step")
+"""Rules that train or sample (minutes to hours); the rest render tables and figures."""
+
+
+def test_fresh_clone_plans_no_training_and_no_sampling(clone):
+    """The main job on a fresh clone only renders: every committed run and analysis file is
+    used as it is (benchmark_step, a GPU job, runs only when asked for by name)."""
     result = snakemake(clone, "--cores", "all", "--dry-run")
     assert result.returncode == 0, result.stdout
-    assert "train" not in planned_jobs(result.stdout)
-    assert "benchmark_step" not in planned_jobs(result.stdout)  # a GPU job, asked for by name
+    planned = planned_jobs(result.stdout)
+    assert planned and not set(planned) & set(SAMPLING_RULES), planned
+
+
+def test_every_committed_analysis_file_has_its_provenance(clone):
+    analysis = clone / "results" / "analysis"
+    files = [p for p in analysis.glob("*/*") if not p.name.endswith(".provenance.json")]
+    files.append(analysis / "shastry_sutherland.json")
+    for path in files:
+        record = io.read_json(path.with_name(path.name.split(".")[0] + ".provenance.json"))
+        assert record["git_commit"] != "unknown" and record["device"], path
+        assert record["wall_seconds"] > 0 and record["settings"], path
 
 
 def test_benchmark_target_plans_one_job_per_configuration(clone):

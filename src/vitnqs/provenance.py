@@ -6,6 +6,8 @@ import datetime
 import os
 import platform
 import subprocess
+import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -62,3 +64,19 @@ def record() -> dict:
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }
+
+
+@contextmanager
+def recorded(path: str | Path, **settings):
+    """Time the block; if it succeeds, write to path (JSON) where its result came from: the
+    provenance fields, its wall seconds and the settings it was computed with.
+
+    The analysis scripts wrap their computation in it, so that every committed analysis file
+    has a ``.provenance.json`` beside it.
+    """
+    from vitnqs import io
+
+    start = time.perf_counter()
+    yield
+    io.write_json(path, {**record(), "wall_seconds": round(time.perf_counter() - start, 3),
+                         "settings": settings})

@@ -42,6 +42,13 @@ MAPS = f"{ANALYSIS_DIR}/attention_maps/{{run}}.npz"
 INPUT_DEPENDENCE = f"{ANALYSIS_DIR}/input_dependence/{{run}}.csv"
 FREEZE_ABLATION = f"{ANALYSIS_DIR}/freeze_ablation/{{run}}.json"
 
+
+def provenance_of(path):
+    """Beside each analysis file: commit, device, versions, wall seconds and settings
+    (vitnqs.provenance.recorded), e.g. freeze_ablation/RUN.provenance.json."""
+    return os.path.splitext(path)[0] + ".provenance.json"
+
+
 # Runs whose training finished (common.smk: summary.json on disk, or every run with
 # require_all_runs). Only these are analysed.
 FINISHED = set(finished_runs(RUNS))
@@ -99,6 +106,7 @@ rule attention_maps:
         summary=ancient(run_path("{run}", "summary.json")),
     output:
         MAPS,
+        provenance=provenance_of(MAPS),
     params:
         sampling=SAMPLING,
     log:
@@ -114,6 +122,7 @@ rule input_dependence:
         summary=ancient(run_path("{run}", "summary.json")),
     output:
         INPUT_DEPENDENCE,
+        provenance=provenance_of(INPUT_DEPENDENCE),
     params:
         sampling=SAMPLING,
     log:
@@ -129,6 +138,7 @@ rule freeze_ablation:
         summary=ancient(run_path("{run}", "summary.json")),
     output:
         FREEZE_ABLATION,
+        provenance=provenance_of(FREEZE_ABLATION),
     params:
         sampling=SAMPLING,
         n_samples_energy=ANALYSIS["n_samples_energy"],
@@ -147,6 +157,7 @@ rule shastry_sutherland:
             caption="../report/shastry_sutherland.rst",
             category="Attention analysis",
         ),
+        provenance=provenance_of(f"{ANALYSIS_DIR}/shastry_sutherland.json"),
     params:
         check=ANALYSIS["shastry_sutherland"],
     log:

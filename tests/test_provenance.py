@@ -1,0 +1,25 @@
+"""Provenance records: what every analysis file carries beside it."""
+
+from __future__ import annotations
+
+import pytest
+
+from vitnqs import io, provenance
+
+
+def test_recorded_writes_commit_device_time_and_settings_after_the_block(tmp_path):
+    path = tmp_path / "result.provenance.json"
+    with provenance.recorded(path, sampling={"n_samples": 6000}, run="results/runs/X"):
+        assert not path.exists()  # written only once the result is
+    record = io.read_json(path)
+    assert record["settings"] == {"sampling": {"n_samples": 6000}, "run": "results/runs/X"}
+    assert record["git_commit"] and " x" in record["device"]
+    assert record["wall_seconds"] >= 0 and record["versions"]["netket"]
+
+
+def test_recorded_writes_nothing_when_the_block_fails(tmp_path):
+    path = tmp_path / "result.provenance.json"
+    with pytest.raises(ValueError):
+        with provenance.recorded(path):
+            raise ValueError("the analysis failed")
+    assert not path.exists()
