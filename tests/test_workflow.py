@@ -7,6 +7,7 @@ untracked ones git does not ignore), with all mtimes set equal as after a `git c
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,13 +73,16 @@ def test_fresh_clone_plans_no_training_and_no_sampling(clone):
 
 
 def test_every_committed_analysis_file_has_its_provenance(clone):
+    """Written by the analysis rule, or (files computed before the rules wrote records) by
+    results/analysis/reconstruct_provenance.py, which says so in the record."""
     analysis = clone / "results" / "analysis"
     files = [p for p in analysis.glob("*/*") if not p.name.endswith(".provenance.json")]
     files.append(analysis / "shastry_sutherland.json")
     for path in files:
         record = io.read_json(path.with_name(path.name.split(".")[0] + ".provenance.json"))
-        assert record["git_commit"] != "unknown" and record["device"], path
-        assert record["wall_seconds"] > 0 and record["settings"], path
+        assert re.fullmatch("[0-9a-f]{40}", record["git_commit"]), path  # a clean commit
+        assert record["device"] and record["settings"], path
+        assert record["wall_seconds"] or "reconstruct_provenance.py" in record["reconstructed"], path
 
 
 def test_benchmark_target_plans_one_job_per_configuration(clone):
