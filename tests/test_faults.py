@@ -185,25 +185,28 @@ def test_non_finite_local_energy_stops_the_command_line_with_a_message(tmp_path)
 
 
 # --- SIGTERM: the step under way ends, checkpointed ---------------------------------------------
-def test_sigterm_stops_after_the_step_under_way_and_loses_no_step(uninterrupted, tmp_path):
+@pytest.mark.parametrize("step", [9, TINY.n_steps - 1], ids=["step-9", "last-step"])
+def test_sigterm_stops_after_the_step_under_way_and_loses_no_step(uninterrupted, tmp_path, step):
     """As at a SLURM time limit or `timeout`: SIGTERM during step 9 (checkpoints every 4 steps)
-    lets step 9 finish, checkpoints the 10 completed steps and exits with status 143."""
+    lets step 9 finish, checkpoints the 10 completed steps and exits with status 143. During
+    the last step, the final energy is left to the rerun."""
     config, run_dir = write_config(tmp_path / "run.yaml"), tmp_path / "run"
-    result = train_with_fault(config, run_dir, "sigterm", 9)
+    result = train_with_fault(config, run_dir, "sigterm", step)
+    done = step + 1
     assert result.returncode == 128 + signal.SIGTERM, result.stderr
-    assert f"stopped by SIGTERM after 10 of {TINY.n_steps} steps" in result.stderr
+    assert f"stopped by SIGTERM after {done} of {TINY.n_steps} steps" in result.stderr
     assert "run the same command to continue" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (run_dir / "summary.json").exists()
     checkpoint = serialization.msgpack_restore(io.read_state(run_dir / "checkpoint" / "state.msgpack"))
-    assert checkpoint["step"] == 10
-    assert list(io.read_csv(run_dir / "history.csv")["step"]) == list(range(10))
+    assert checkpoint["step"] == done
+    assert list(io.read_csv(run_dir / "history.csv")["step"]) == list(range(done))
 
     handler = signal.getsignal(signal.SIGTERM)
-    run(TINY_RUN, run_dir, quiet=True)  # the rerun continues from step 10
+    run(TINY_RUN, run_dir, quiet=True)  # the rerun continues from there
     assert signal.getsignal(signal.SIGTERM) is handler  # training gave the handler back
     log = (run_dir / "train.log").read_text()
-    assert "stopped by SIGTERM after step 10" in log and "at step 10" in log
+    assert f"stopped by SIGTERM after step {done}" in log and f"at step {done}" in log
     assert run_outcome(run_dir) == run_outcome(uninterrupted)
 
 

@@ -275,7 +275,7 @@ class RunRecorder:
         due = (time.monotonic() - self._last_checkpoint) >= self.config.checkpoint_seconds
         if done % self.config.checkpoint_every == 0 or due or done == self.config.n_steps:
             self.checkpoint(driver, done)
-        if self.stop_requested and done < self.config.n_steps:
+        if self.stop_requested:  # at the last step too: the final energy waits for the rerun
             if self._checkpointed_step != done:
                 self.checkpoint(driver, done)
             self.logger.info("stopped by %s after step %d; checkpoint written",
