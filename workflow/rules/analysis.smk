@@ -5,7 +5,8 @@
 # states and write compact .npz/.csv/.json, meant to be committed; tables and figures only read
 # those, so restyling never samples again.
 #
-# Uses from common.smk: RESULTS, RUNS, runs_where(**filters), run_path(run_id, name).
+# Uses from common.smk: RESULTS, RUNS, runs_where(**filters), runs_selected_by(name, filters),
+# run_path(run_id, name), provenance_of(path).
 # Config key `analysis` (optional; every sub-key defaults to ANALYSIS_DEFAULTS below).
 import os
 
@@ -43,12 +44,6 @@ INPUT_DEPENDENCE = f"{ANALYSIS_DIR}/input_dependence/{{run}}.csv"
 FREEZE_ABLATION = f"{ANALYSIS_DIR}/freeze_ablation/{{run}}.json"
 
 
-def provenance_of(path):
-    """Beside each analysis file: commit, device, versions, wall seconds and settings
-    (vitnqs.provenance.recorded), e.g. freeze_ablation/RUN.provenance.json."""
-    return os.path.splitext(path)[0] + ".provenance.json"
-
-
 # Runs whose training finished (common.smk: summary.json on disk, or every run with
 # require_all_runs). Only these are analysed.
 FINISHED = set(finished_runs(RUNS))
@@ -56,22 +51,16 @@ QUERY_KEY_RUNS = sorted(
     run for mechanism in ("t5", "decoupled") for run in runs_where(attention=mechanism)
     if run in FINISHED
 )
-
-
-def runs_selected_by(key):
-    """The runs that the filter analysis.<key> selects (e.g. {L: 6, n_layers: 1})."""
-    try:
-        return runs_where(**ANALYSIS[key])
-    except ConfigError as error:
-        sys.exit(f"Invalid workflow config: analysis.{key}: {error}")
-
-
-MAP_RUNS = sorted(run for run in runs_selected_by("fig4_runs") if run in FINISHED)
+SELECTED = {  # the runs each analysis filter selects
+    key: runs_selected_by(f"analysis.{key}", ANALYSIS[key])
+    for key in ("fig4_runs", "ablation_runs", "size_runs")
+}
+MAP_RUNS = sorted(run for run in SELECTED["fig4_runs"] if run in FINISHED)
 FIG4_RUNS = {  # per mechanism the first run id, when several match
     RUNS[run].attention: run for run in reversed(MAP_RUNS) if RUNS[run].attention != "factored"
 }
-ABLATION_RUNS = sorted(set(runs_selected_by("ablation_runs")) & set(QUERY_KEY_RUNS))
-SIZE_RUNS = sorted(set(runs_selected_by("size_runs")) & set(QUERY_KEY_RUNS))
+ABLATION_RUNS = sorted(set(SELECTED["ablation_runs"]) & set(QUERY_KEY_RUNS))
+SIZE_RUNS = sorted(set(SELECTED["size_runs"]) & set(QUERY_KEY_RUNS))
 
 ANALYSIS_TARGETS = (
     [f"{ANALYSIS_DIR}/shastry_sutherland.json"]

@@ -56,6 +56,21 @@ def runs_where(**filters):
     return GRID.where(**filters)
 
 
+def runs_selected_by(name, filters):
+    """The runs that the config filter `name` selects, e.g. analysis.ablation_runs = {L: 6,
+    n_layers: 1}; an unknown field stops the workflow, naming the filter."""
+    try:
+        return runs_where(**filters)
+    except ConfigError as error:
+        sys.exit(f"Invalid workflow config: {name}: {error}")
+
+
+def provenance_of(path):
+    """The record beside an analysis file (vitnqs.provenance.recorded): commit, device,
+    versions, wall seconds and settings, e.g. freeze_ablation/RUN.provenance.json."""
+    return os.path.splitext(path)[0] + ".provenance.json"
+
+
 def run_path(run_id, name):
     """A file of a run: run_path("L6_J0.5_nl4_t5_s0_paper", "summary.json")."""
     return f"{RESULTS}/runs/{run_id}/{name}"
