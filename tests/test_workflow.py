@@ -79,7 +79,7 @@ def test_every_committed_analysis_file_has_its_provenance(clone):
     files = [p for p in analysis.glob("*/*") if not p.name.endswith(".provenance.json")]
     files.append(analysis / "shastry_sutherland.json")
     for path in files:
-        record = io.read_json(path.with_name(path.name.split(".")[0] + ".provenance.json"))
+        record = io.read_json(path.with_name(path.stem + ".provenance.json"))
         assert re.fullmatch("[0-9a-f]{40}", record["git_commit"]), path  # a clean commit
         assert record["device"] and record["settings"], path
         assert record["wall_seconds"] or "reconstruct_provenance.py" in record["reconstructed"], path
