@@ -125,9 +125,21 @@ def test_figures_of_no_runs_say_so(runs):
 
 
 
+def test_index_vs_size_keeps_protocols_apart():
+    """A 6x6 run under `paper` beside the `short` runs at L = 6, 8: its own line, not averaged
+    into the short one at L = 6."""
+    rows = [dict(run_id=f"L{L}_J0.5_nl1_t5_s0_{protocol}", attention="t5", L=L, J2=0.5,
+                 n_layers=1, layer=0, index_init=0.3, index_end=value)
+            for L, protocol, value in ((6, "short", 0.04), (8, "short", 0.05), (6, "paper", 0.01))]
+    first, _ = fig_input_dependence_size(pd.DataFrame(rows), J2=0.5, n_layers=1).axes
+    ends = {line.get_label(): list(line.get_ydata()) for line in first.get_lines()}
+    assert ends["t5 (short), end"] == pytest.approx([0.04, 0.05])
+    assert ends["t5 (paper), end"] == pytest.approx([0.01])
+
+
 def test_index_vs_size_draws_first_layer_and_layer_mean_before_and_after():
-    rows = [dict(run_id=f"L{L}_{a}", attention=a, L=L, J2=0.5, n_layers=2, layer=layer,
-                 index_init=0.3, index_end=0.01 * (layer + 1) * L)
+    rows = [dict(run_id=f"L{L}_J0.5_nl2_{a}_s0_short", attention=a, L=L, J2=0.5, n_layers=2,
+                 layer=layer, index_init=0.3, index_end=0.01 * (layer + 1) * L)
             for L in (6, 8) for a in ("t5", "decoupled") for layer in (0, 1)]
     figure = fig_input_dependence_size(pd.DataFrame(rows), J2=0.5, n_layers=2)
     first, mean = figure.axes

@@ -71,21 +71,26 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
 
 def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     """Index vs L for the rows whose columns equal `runs` (e.g. J2=0.5, n_layers=4), one line per
-    mechanism: the first layer (left) and the mean over layers (right), at initialization
-    (hollow, dotted) and after optimization (filled)."""
+    mechanism and protocol (the run id's suffix; never averaged across protocols): the first
+    layer (left) and the mean over layers (right), at initialization (hollow, dotted) and after
+    optimization (filled)."""
     selected = table
     for column, value in runs.items():
         selected = selected[selected[column] == value]
+    selected = selected.assign(protocol=selected["run_id"].str.rsplit("_", n=1).str[-1])
+    several = selected["protocol"].nunique() > 1
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
     panels = (("first layer", selected[selected["layer"] == 0]), ("mean over layers", selected))
     for ax, (title, rows) in zip(axes, panels):
-        for attention, group in rows.groupby("attention", sort=True):
+        for k, ((attention, protocol), group) in enumerate(
+                rows.groupby(["attention", "protocol"], sort=True)):
             per_run = group.groupby(["run_id", "L"], as_index=False)[["index_init", "index_end"]]
             per_L = per_run.mean().groupby("L")[["index_init", "index_end"]].mean()
-            color = COLORS.get(attention)
-            ax.plot(per_L.index, per_L["index_end"], "o-", color=color, label=f"{attention}, end")
-            ax.plot(per_L.index, per_L["index_init"], "o:", color=color, mfc="none",
-                    label=f"{attention}, step 0")
+            color, marker = COLORS.get(attention), "os^D"[k % 4] if several else "o"
+            name = f"{attention} ({protocol})" if several else attention
+            ax.plot(per_L.index, per_L["index_end"], f"{marker}-", color=color, label=f"{name}, end")
+            ax.plot(per_L.index, per_L["index_init"], f"{marker}:", color=color, mfc="none",
+                    label=f"{name}, step 0")
         ax.set_xticks(sorted({int(L) for L in selected["L"]}))
         ax.set_xlabel("L")
         ax.set_yscale("log")
