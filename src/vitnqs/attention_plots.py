@@ -78,16 +78,16 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     for column, value in runs.items():
         selected = selected[selected[column] == value]
     selected = selected.assign(protocol=selected["run_id"].str.rsplit("_", n=1).str[-1])
-    several = selected["protocol"].nunique() > 1
+    protocols = sorted(selected["protocol"].unique())
+    markers = dict(zip(protocols, "os^D")) if len(protocols) > 1 else {}
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
     panels = (("first layer", selected[selected["layer"] == 0]), ("mean over layers", selected))
     for ax, (title, rows) in zip(axes, panels):
-        for k, ((attention, protocol), group) in enumerate(
-                rows.groupby(["attention", "protocol"], sort=True)):
+        for (attention, protocol), group in rows.groupby(["attention", "protocol"], sort=True):
             per_run = group.groupby(["run_id", "L"], as_index=False)[["index_init", "index_end"]]
             per_L = per_run.mean().groupby("L")[["index_init", "index_end"]].mean()
-            color, marker = COLORS.get(attention), "os^D"[k % 4] if several else "o"
-            name = f"{attention} ({protocol})" if several else attention
+            color, marker = COLORS.get(attention), markers.get(protocol, "o")
+            name = f"{attention} ({protocol})" if markers else attention
             ax.plot(per_L.index, per_L["index_end"], f"{marker}-", color=color, label=f"{name}, end")
             ax.plot(per_L.index, per_L["index_init"], f"{marker}:", color=color, mfc="none",
                     label=f"{name}, step 0")

@@ -273,11 +273,10 @@ class RunRecorder:
         if done % self.config.log_every == 0 or done == self.config.n_steps or step == 0:
             self._log_progress(done)
         due = (time.monotonic() - self._last_checkpoint) >= self.config.checkpoint_seconds
-        if done % self.config.checkpoint_every == 0 or due or done == self.config.n_steps:
+        if (done % self.config.checkpoint_every == 0 or due or done == self.config.n_steps
+                or self.stop_requested):
             self.checkpoint(driver, done)
         if self.stop_requested:  # at the last step too: the final energy waits for the rerun
-            if self._checkpointed_step != done:
-                self.checkpoint(driver, done)
             self.logger.info("stopped by %s after step %d; checkpoint written",
                              self.stop_requested, done)
             raise TrainingStopped(
