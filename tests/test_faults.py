@@ -208,6 +208,12 @@ def test_sigterm_stops_after_the_step_under_way_and_loses_no_step(uninterrupted,
     log = (run_dir / "train.log").read_text()
     assert f"stopped by SIGTERM after step {done}" in log and f"at step {done}" in log
     assert run_outcome(run_dir) == run_outcome(uninterrupted)
+    # the summary names both processes' steps (none when only the final energy was left)
+    summary = io.read_json(run_dir / "summary.json")
+    spans = [(s["first_step"], s["last_step"]) for s in summary["segments"]]
+    assert spans == [(0, step)] + ([(done, TINY.n_steps - 1)] if done < TINY.n_steps else [])
+    assert {s["source"] for s in summary["segments"]} == {"recorded"}
+    assert summary["training_devices"] == summary["device"]
 
 
 def test_a_second_sigterm_ends_the_process_at_once(uninterrupted, tmp_path):

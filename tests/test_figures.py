@@ -78,6 +78,18 @@ def test_one_network_under_two_protocols_gets_two_rows_shorter_first(runs):
         table, "Table 1")
 
 
+def test_table_names_every_device_that_trained_a_run(runs, tiny_runs):
+    """A run resumed on another machine lists both devices with their steps; a summary written
+    before segments were recorded shows the device of the process that finished it."""
+    summaries = [io.read_json(d / "summary.json") for d in tiny_runs.values()]
+    assert all(s["training_devices"] == s["device"] for s in summaries)  # one device here
+    assert [s["segments"][0]["n_steps"] for s in summaries] == [4, 4, 4]
+    moved = {**summaries[0], "training_devices": "H100 x2 (3 steps); H100 x1 (1 steps)"}
+    older = {k: v for k, v in summaries[1].items() if k not in ("training_devices", "segments")}
+    table = table_energies(summary_frame([moved, older]))
+    assert set(table.device) == {"H100 x2 (3 steps); H100 x1 (1 steps)", older["device"]}
+
+
 def test_markdown_and_latex_name_the_protocol(runs):
     table = table_energies(runs)
     markdown, latex = format_markdown(table, "Table 1"), format_latex(table, "Table 1")

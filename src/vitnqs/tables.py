@@ -23,6 +23,9 @@ RUN_COLUMNS = (
 )
 """Columns of summary_frame, one row per finished run."""
 
+OPTIONAL_COLUMNS = ("training_devices",)
+"""Columns of summary_frame that older summaries lack (empty there)."""
+
 
 FINITE_COLUMNS = ("energy_per_site", "energy_error")
 """Columns of summary_frame that must hold finite numbers (the others may be null)."""
@@ -33,8 +36,8 @@ def summary_frame(summaries: list[dict]) -> pd.DataFrame:
     non-finite energies with a ValueError that names the run."""
     for summary in summaries:
         check_summary(summary)
-    frame = pd.DataFrame([{c: s.get(c) for c in RUN_COLUMNS} for s in summaries],
-                         columns=list(RUN_COLUMNS))
+    columns = [*RUN_COLUMNS, *OPTIONAL_COLUMNS]
+    frame = pd.DataFrame([{c: s.get(c) for c in columns} for s in summaries], columns=columns)
     return sort_runs(frame)
 
 
@@ -102,6 +105,9 @@ def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
         energy=[format_with_error(v, e) for v, e in zip(table.energy_per_site, table.energy_error)],
         paper=[format_with_error(v, e) for v, e in zip(table.paper_energy, table.paper_energy_error)],
         total_hours=table.total_seconds / 3600.0,
+        # the devices that trained it (with their steps where it moved between devices); older
+        # summaries name only the device of the process that finished it
+        device=table.training_devices.where(table.training_devices.fillna("") != "", table.device),
     )
     columns = [
         "L", "attention", "protocol", "J2", "n_layers", "energy", "energy_per_site",

@@ -37,7 +37,7 @@ from flax import serialization
 from netket.callbacks import AbstractCallback
 from netket.utils import struct
 
-from vitnqs import io, provenance
+from vitnqs import io, provenance, segments
 from vitnqs.config import ConfigError, RunConfig
 from vitnqs.memory import plan_chunks
 from vitnqs.sr import SymmetricKernelVMC_SR
@@ -150,11 +150,13 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
 
     remaining = config.n_steps - driver.step_count
     if remaining > 0:
+        device, commit = provenance.device_name(), provenance.git_commit()
+        segments.record_start(run_dir, driver.step_count, device, commit)
         logger.info(
             "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s, commit %s",
             config.run_id, "resuming" if driver.step_count else "starting", driver.step_count,
             config.n_steps - 1, config.n_steps, config.n_samples, vstate.n_parameters,
-            provenance.device_name(), provenance.git_commit(),
+            device, commit,
         )
         try:
             with _stop_after_step_on(signal.SIGTERM, recorder):
@@ -347,6 +349,8 @@ class RunRecorder:
         config = self.config
         history = self.history()
         timed = history["seconds"].iloc[1:] if len(history) > 1 else history["seconds"]
+        trained = segments.summarize(segments.read(self.run_dir),
+                                     history.set_index("step")["seconds"], config.n_steps)
         reference = reference_energy(config.L, config.J2)
         relative_error = (
             abs((final["energy_per_site"] - reference.value) / reference.value)
@@ -374,6 +378,8 @@ class RunRecorder:
             "seconds_per_step": float(np.median(timed)),
             "total_seconds": self.elapsed,
             **provenance.record(),
+            "training_devices": segments.describe_devices(trained),
+            "segments": trained,
             "config": config.to_dict(),
         }
 
