@@ -17,6 +17,15 @@ def test_recorded_writes_commit_device_time_and_settings_after_the_block(tmp_pat
     assert record["wall_seconds"] >= 0 and record["versions"]["netket"]
 
 
+def test_recorded_names_the_commit_the_block_began_with(tmp_path, monkeypatch):
+    """A commit made while an analysis runs does not relabel its result."""
+    path = tmp_path / "result.provenance.json"
+    monkeypatch.setenv("VITNQS_GIT_COMMIT", "a" * 40)
+    with provenance.recorded(path):
+        monkeypatch.setenv("VITNQS_GIT_COMMIT", "b" * 40)
+    assert io.read_json(path)["git_commit"] == "a" * 40
+
+
 def test_recorded_writes_nothing_when_the_block_fails(tmp_path):
     path = tmp_path / "result.provenance.json"
     with pytest.raises(ValueError):

@@ -69,14 +69,16 @@ def record() -> dict:
 @contextmanager
 def recorded(path: str | Path, **settings):
     """Time the block; if it succeeds, write to path (JSON) where its result came from: the
-    provenance fields, its wall seconds and the settings it was computed with.
+    provenance fields (the commit as the block began: a checkout that moves on during a long
+    computation does not relabel it), its wall seconds and the settings it was computed with.
 
     The analysis scripts wrap their computation in it, so that every committed analysis file
     has a ``.provenance.json`` beside it.
     """
     from vitnqs import io
 
-    start = time.perf_counter()
+    start, commit = time.perf_counter(), git_commit()  # the code that runs: the tree at the start
     yield
-    io.write_json(path, {**record(), "wall_seconds": round(time.perf_counter() - start, 3),
+    io.write_json(path, {**record(), "git_commit": commit,
+                         "wall_seconds": round(time.perf_counter() - start, 3),
                          "settings": settings})
