@@ -84,10 +84,15 @@ def test_table_names_every_device_that_trained_a_run(runs, tiny_runs):
     summaries = [io.read_json(d / "summary.json") for d in tiny_runs.values()]
     assert all(s["training_devices"] == s["device"] for s in summaries)  # one device here
     assert [s["segments"][0]["n_steps"] for s in summaries] == [4, 4, 4]
-    moved = {**summaries[0], "training_devices": "H100 x2 (3 steps); H100 x1 (1 steps)"}
-    older = {k: v for k, v in summaries[1].items() if k not in ("training_devices", "segments")}
+    moved = {**summaries[0], "training_devices": "H100 x2 (3 steps); H100 x1 (1 steps)",
+             "seconds_per_step": 1.2, "training_seconds_per_step": {"H100 x2": 1.05, "H100 x1": 1.62}}
+    older = {k: v for k, v in summaries[1].items()
+             if k not in ("training_devices", "training_seconds_per_step", "segments")}
     table = table_energies(summary_frame([moved, older]))
-    assert set(table.device) == {"H100 x2 (3 steps); H100 x1 (1 steps)", older["device"]}
+    rows = {row.device: row for row in table.itertuples()}
+    assert set(rows) == {"H100 x2 (3 steps); H100 x1 (1 steps)", older["device"]}
+    assert rows["H100 x2 (3 steps); H100 x1 (1 steps)"].step_seconds == "1.05; 1.62"
+    assert rows[older["device"]].step_seconds == f"{older['seconds_per_step']:.3g}"
 
 
 def test_markdown_and_latex_name_the_protocol(runs):

@@ -39,6 +39,15 @@ def test_a_segment_ends_where_the_next_begins_and_the_compiling_step_is_left_out
     assert [(r["first_step"], r["last_step"], r["n_steps"]) for r in records] == [(0, 3, 4), (4, 6, 3)]
     assert [r["seconds_per_step"] for r in records] == [1.0, 2.0]
     assert segments.describe_devices(records) == f"{H100} (4 steps); {H100_PAIR} (3 steps)"
+    assert segments.step_seconds_by_device(records, seconds) == {H100: 1.0, H100_PAIR: 2.0}
+
+
+def test_step_times_by_device_pool_the_segments_of_each_device():
+    """Two segments on one card (steps 1-3 at 1 s, 7-8 at 3 s: median 1) around one on two."""
+    seconds = pd.Series([30.0, 1.0, 1.0, 1.0, 20.0, 2.0, 9.0, 3.0, 3.0], index=range(9))
+    records = segments.summarize(rows((0, H100), (4, H100_PAIR), (6, H100)), seconds, n_steps=9)
+    assert [r["seconds_per_step"] for r in records] == [1.0, 2.0, 3.0]
+    assert segments.step_seconds_by_device(records, seconds) == {H100: 1.0, H100_PAIR: 2.0}
 
 
 def test_killed_and_restarted_segments_keep_only_the_steps_the_run_kept():

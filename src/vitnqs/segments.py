@@ -84,9 +84,7 @@ def summarize(rows: pd.DataFrame, seconds: pd.Series, n_steps: int) -> list[dict
         end = n_steps if following is None else int(following["first_step"])
         if end <= first:
             continue
-        timed = seconds[(seconds.index > first) & (seconds.index < end)]
-        if timed.empty:
-            timed = seconds[(seconds.index >= first) & (seconds.index < end)]
+        timed = _timed_steps(seconds, first, end)
         records.append({
             "first_step": first, "last_step": end - 1, "n_steps": end - first,
             "device": row["device"], "git_commit": row["git_commit"], "host": row["host"],
@@ -94,6 +92,25 @@ def summarize(rows: pd.DataFrame, seconds: pd.Series, n_steps: int) -> list[dict
             "seconds_per_step": float(np.median(timed)) if len(timed) else None,
         })
     return records
+
+
+def _timed_steps(seconds: pd.Series, first: int, end: int) -> pd.Series:
+    """The step times of steps first..end-1 but the first (it compiles), unless it is alone."""
+    timed = seconds[(seconds.index > first) & (seconds.index < end)]
+    return timed if len(timed) else seconds[(seconds.index >= first) & (seconds.index < end)]
+
+
+def step_seconds_by_device(records: list[dict], seconds: pd.Series) -> dict[str, float]:
+    """Median seconds per step on each device over its segments' steps (each segment's
+    compiling step left out), most steps first, as in describe_devices."""
+    timed: dict[str, list[pd.Series]] = {}
+    for record in records:
+        end = record["last_step"] + 1
+        timed.setdefault(record["device"], []).append(
+            _timed_steps(seconds, record["first_step"], end))
+    steps = {device: sum(len(t) for t in parts) for device, parts in timed.items()}
+    return {device: float(np.median(pd.concat(timed[device])))
+            for device in sorted(timed, key=lambda d: -steps[d]) if steps[device]}
 
 
 def describe_devices(records: list[dict]) -> str:

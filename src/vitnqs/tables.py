@@ -23,7 +23,7 @@ RUN_COLUMNS = (
 )
 """Columns of summary_frame, one row per finished run."""
 
-OPTIONAL_COLUMNS = ("training_devices",)
+OPTIONAL_COLUMNS = ("training_devices", "training_seconds_per_step")
 """Columns of summary_frame that older summaries lack (empty there)."""
 
 
@@ -108,12 +108,14 @@ def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
         # the devices that trained it (with their steps where it moved between devices); older
         # summaries name only the device of the process that finished it
         device=table.training_devices.where(table.training_devices.fillna("") != "", table.device),
+        step_seconds=[_step_seconds(median, by_device) for median, by_device
+                      in zip(table.seconds_per_step, table.training_seconds_per_step)],
     )
     columns = [
         "L", "attention", "protocol", "J2", "n_layers", "energy", "energy_per_site",
         "energy_error", "reference_energy", "relative_error", "n_params", "seconds_per_step",
         "total_hours", "device", "n_steps", "n_samples", "paper", "paper_energy",
-        "paper_energy_error", "paper_n_params", "paper_hours", "run_id",
+        "paper_energy_error", "paper_n_params", "paper_hours", "run_id", "step_seconds",
     ]
     return sort_runs(table[columns])
 
@@ -129,13 +131,21 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
         "rel. error": table.relative_error.map(lambda x: "" if pd.isna(x) else f"{x:.2e}"),
         "parameters (ours)": table.n_params.map("{:,}".format),
         "parameters (paper)": table.paper_n_params.map(lambda x: "" if pd.isna(x) else f"{int(x):,}"),
-        "s/step": table.seconds_per_step.map("{:.3g}".format),
+        "s/step": table.step_seconds,
         "time (ours, h)": table.total_hours.map("{:.3g}".format),
         "time (paper, A100, h)": table.paper_hours.map(lambda x: "" if pd.isna(x) else f"{x:g}"),
         "device": table.device,
         "steps": table.n_steps.astype(str),
         "M": table.n_samples.astype(str),
     })
+
+
+def _step_seconds(median: float, by_device) -> str:
+    """'1.62' or, for a run trained on several devices, one median per device in the order of
+    the device column, e.g. '1.62; 1.05'."""
+    if isinstance(by_device, dict) and len(by_device) > 1:
+        return "; ".join(f"{seconds:.3g}" for seconds in by_device.values())
+    return f"{median:.3g}"
 
 
 def format_markdown(table: pd.DataFrame, title: str) -> str:

@@ -349,8 +349,8 @@ class RunRecorder:
         config = self.config
         history = self.history()
         timed = history["seconds"].iloc[1:] if len(history) > 1 else history["seconds"]
-        trained = segments.summarize(segments.read(self.run_dir),
-                                     history.set_index("step")["seconds"], config.n_steps)
+        seconds = history.set_index("step")["seconds"]
+        trained = segments.summarize(segments.read(self.run_dir), seconds, config.n_steps)
         reference = reference_energy(config.L, config.J2)
         relative_error = (
             abs((final["energy_per_site"] - reference.value) / reference.value)
@@ -379,6 +379,7 @@ class RunRecorder:
             "total_seconds": self.elapsed,
             **provenance.record(),
             "training_devices": segments.describe_devices(trained),
+            "training_seconds_per_step": segments.step_seconds_by_device(trained, seconds),
             "segments": trained,
             "config": config.to_dict(),
         }
