@@ -48,6 +48,19 @@ def test_runs_where_filters_on_run_config_fields(config):
         grid.where(n_l=1)
 
 
+def test_a_list_of_filters_selects_the_union_in_grid_order(config):
+    grid = build_run_grid(config)
+    one_layer = {"L": 6, "J2": 0.5, "n_layers": 1}
+    four_layers_short = {"L": 6, "J2": 0.5, "n_layers": 4, "protocol": "short"}
+    assert grid.selected(one_layer) == grid.where(**one_layer)
+    union = grid.selected([four_layers_short, one_layer, one_layer])
+    assert sorted(union) == sorted(set(grid.where(**one_layer)) | set(grid.where(**four_layers_short)))
+    assert len(union) == 6 and union == [run for run in grid.runs if run in union]
+    assert not any(run.endswith("_paper") for run in union)
+    with pytest.raises(ConfigError, match="unknown RunConfig field"):
+        grid.selected([one_layer, {"layers": 4}])
+
+
 def test_adding_a_run_is_one_line(config):
     before = build_run_grid(config).runs
     config["groups"]["fig3"].append(yaml.safe_load(

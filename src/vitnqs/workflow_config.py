@@ -46,6 +46,13 @@ class RunGrid:
             if all(getattr(config, key) == value for key, value in filters.items())
         ]
 
+    def selected(self, filters: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
+        """Run ids that one filter selects (``where``), or any of a list of filters, in the
+        grid's order: [{L: 6, n_layers: 1}, {L: 6, J2: 0.5, n_layers: 4, protocol: short}]."""
+        filter_list = [filters] if isinstance(filters, dict) else list(filters)
+        chosen = {run_id for one in filter_list for run_id in self.where(**one)}
+        return [run_id for run_id in self.runs if run_id in chosen]
+
 
 def build_run_grid(config: dict[str, Any]) -> RunGrid:
     """Expand and validate the groups of a workflow config; raise ConfigError naming the key."""

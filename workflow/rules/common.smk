@@ -58,9 +58,10 @@ def runs_where(**filters):
 
 def runs_selected_by(name, filters):
     """The runs that the config filter `name` selects, e.g. analysis.ablation_runs = {L: 6,
-    n_layers: 1}; an unknown field stops the workflow, naming the filter."""
+    n_layers: 1}, or any filter of a list of them; an unknown field stops the workflow, naming
+    the filter."""
     try:
-        return runs_where(**filters)
+        return GRID.selected(filters)
     except ConfigError as error:
         sys.exit(f"Invalid workflow config: {name}: {error}")
 
