@@ -114,6 +114,23 @@ def test_fig_learning_curves_has_a_panel_per_coupling(runs, tiny_runs):
     assert "protocol tiny" in figure._suptitle.get_text()
 
 
+def test_fig_learning_curves_keeps_protocols_in_their_own_panels(runs, tiny_runs):
+    """One network under two protocols is two panels, each with its own x range and title."""
+    histories = {run_id: io.read_csv(d / "history.csv") for run_id, d in tiny_runs.items()}
+    (run_id,) = [r for r in histories if "_t5_" in r]
+    longer = histories[run_id].assign(step=lambda h: h.step * 100)  # as 5000 steps beside 300
+    other_id = run_id.replace("_tiny", "_paper")
+    other = runs[runs.run_id == run_id].assign(run_id=other_id, protocol="paper")
+    figure = fig_learning_curves({**histories, other_id: longer}, pd.concat([runs, other]))
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
+    assert sorted(panels) == ["4x4, $J_2$ = 0, $n_l$ = 1, tiny", "4x4, $J_2$ = 0.5, $n_l$ = 1, paper",
+                              "4x4, $J_2$ = 0.5, $n_l$ = 1, tiny"]
+    assert [len(panels[t].get_lines()) for t in sorted(panels)] == [1, 1, 2]
+    paper_steps = panels["4x4, $J_2$ = 0.5, $n_l$ = 1, paper"].get_lines()[0].get_xdata()
+    assert max(paper_steps) == 100 * max(histories[run_id].step)
+    assert panels["4x4, $J_2$ = 0.5, $n_l$ = 1, tiny"].get_xlim()[1] < max(paper_steps) / 10
+
+
 def test_fig_scaling_uses_benchmarks_when_present(runs):
     timings, source = select_timings(runs, {})
     assert source == "median step time of the runs" and len(timings) == 3

@@ -20,8 +20,9 @@ def config():
 
 def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     grid = build_run_grid(config)
-    # fig2 leaves out t5 at J2 = 0, n_l = 1 (it diverged; config/config.yaml says why)
-    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [9, 11, 9, 3]
+    # fig2 leaves out t5 at J2 = 0, n_l = 1 (it diverged; config/config.yaml says why) and has
+    # panel (d) under both `short` and `paper`
+    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [9, 14, 9, 3]
     assert len(grid.runs) == 20  # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
@@ -71,5 +72,5 @@ def test_adding_a_run_is_one_line(config):
 
 def test_groups_giving_one_run_two_configs_are_both_named(config):
     config["groups"]["fig4"][0]["snapshot_steps"] = [0, 100]
-    with pytest.raises(ConfigError, match=r"groups\.fig2\[3\] and groups\.fig4\[0\].*snapshot_steps"):
+    with pytest.raises(ConfigError, match=r"groups\.fig2\[4\] and groups\.fig4\[0\].*snapshot_steps"):
         build_run_grid(config)

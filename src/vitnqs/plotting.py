@@ -49,7 +49,10 @@ def relative_error(energy, reference):
 
 
 def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) -> Figure:
-    """Fig. 2: relative error vs optimization step, one panel per (J2, n_l), a curve per mechanism."""
+    """Fig. 2: relative error vs optimization step, one panel per (L, J2, n_l) and protocol, a
+    curve per mechanism (and seed). Protocols never share a panel or an x axis: 300 steps of
+    `short` beside 5000 of `paper` would squash the one or hide the other; with several
+    protocols each panel's title names its own."""
     stacked = pd.concat(
         [history[["step", "energy"]].assign(run_id=run_id) for run_id, history in histories.items()]
         or [pd.DataFrame(columns=["step", "energy", "run_id"])],
@@ -57,18 +60,22 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
     )
     data = stacked.merge(runs, on="run_id").dropna(subset=["reference_energy"])
     data = data.assign(rel=relative_error(data.energy, data.reference_energy))
-    panels = sorted(data.groupby(["L", "J2", "n_layers"]).groups) if not data.empty else []
+    keys = ["L", "J2", "n_layers", "protocol"]
+    panels = sorted(data.groupby(keys).groups) if not data.empty else []
+    several_protocols = data.protocol.nunique() > 1
     with plt.rc_context(STYLE):
-        fig, axes = _panel_grid(len(panels))
-        for ax, (L, J2, n_layers) in zip(axes, panels):
+        fig, axes = _panel_grid(len(panels), sharex=not several_protocols)
+        for ax, (L, J2, n_layers, protocol) in zip(axes, panels):
             letter = FIG2_PANELS.get((L, J2, n_layers))
             prefix = f"({letter}) " if letter else ""
-            panel = data[(data.L == L) & (data.J2 == J2) & (data.n_layers == n_layers)]
+            suffix = f", {protocol}" if several_protocols else ""
+            panel = data[(data.L == L) & (data.J2 == J2) & (data.n_layers == n_layers)
+                         & (data.protocol == protocol)]
             for attention, group in _by_mechanism(panel):
                 for _, curve in group.groupby("run_id"):  # one curve per seed
                     ax.plot(curve.step, curve.rel, color=COLORS[attention], label=attention)
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
-                   title=f"{prefix}{L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}")
+                   title=f"{prefix}{L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}{suffix}")
             _legend_by_mechanism(ax)
         if not panels:
             _no_runs(axes[0])
@@ -156,11 +163,11 @@ def _by_mechanism(frame: pd.DataFrame):
             yield attention, group
 
 
-def _panel_grid(n_panels: int):
+def _panel_grid(n_panels: int, sharex: bool = True):
     ncols = 2 if n_panels > 1 else 1
     nrows = max(1, math.ceil(n_panels / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.0 * nrows), squeeze=False,
-                             layout="constrained", sharex=True)
+                             layout="constrained", sharex=sharex)
     axes = list(axes.flat)
     for ax in axes[max(n_panels, 1):]:
         ax.set_visible(False)
