@@ -60,17 +60,14 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
     )
     data = stacked.merge(runs, on="run_id").dropna(subset=["reference_energy"])
     data = data.assign(rel=relative_error(data.energy, data.reference_energy))
-    keys = ["L", "J2", "n_layers", "protocol"]
-    panels = sorted(data.groupby(keys).groups) if not data.empty else []
+    panels = list(data.groupby(["L", "J2", "n_layers", "protocol"]))  # sorted by the keys
     several_protocols = data.protocol.nunique() > 1
     with plt.rc_context(STYLE):
         fig, axes = _panel_grid(len(panels), sharex=not several_protocols)
-        for ax, (L, J2, n_layers, protocol) in zip(axes, panels):
+        for ax, ((L, J2, n_layers, protocol), panel) in zip(axes, panels):
             letter = FIG2_PANELS.get((L, J2, n_layers))
             prefix = f"({letter}) " if letter else ""
             suffix = f", {protocol}" if several_protocols else ""
-            panel = data[(data.L == L) & (data.J2 == J2) & (data.n_layers == n_layers)
-                         & (data.protocol == protocol)]
             for attention, group in _by_mechanism(panel):
                 for _, curve in group.groupby("run_id"):  # one curve per seed
                     ax.plot(curve.step, curve.rel, color=COLORS[attention], label=attention)
