@@ -78,6 +78,19 @@ def test_one_network_under_two_protocols_gets_two_rows_shorter_first(runs):
         table, "Table 1")
 
 
+def test_two_seeds_of_one_network_are_two_rows_that_name_their_seed(runs):
+    """As factored at 6x6 under `paper`, seeds 0 and 1: each row says its seed, seed 0 first."""
+    from vitnqs.tables import display_energies
+
+    factored = runs[(runs.attention == "factored") & (runs.J2 == 0.5)]
+    assert factored.seed.tolist() == [0]  # read from the run's config
+    other = factored.assign(seed=1, run_id="other seed", energy_per_site=-0.5)
+    for frame in (pd.concat([other, factored]), pd.concat([factored, other])):
+        shown = display_energies(table_energies(frame))
+        assert shown.seed.tolist() == ["0", "1"]
+        assert shown["E per site (ours)"].iloc[1] != shown["E per site (ours)"].iloc[0]
+
+
 def test_table_names_every_device_that_trained_a_run(runs, tiny_runs):
     """A run resumed on another machine lists both devices with their steps; a summary written
     before segments were recorded shows the device of the process that finished it."""

@@ -33,12 +33,14 @@ FINITE_COLUMNS = ("energy_per_site", "energy_error")
 
 def summary_frame(summaries: list[dict]) -> pd.DataFrame:
     """One row per run from its summary.json mapping; refuses other layouts, missing fields and
-    non-finite energies with a ValueError that names the run."""
+    non-finite energies with a ValueError that names the run. ``seed`` comes from the run's
+    config (empty where a summary lacks it)."""
     for summary in summaries:
         check_summary(summary)
     columns = [*RUN_COLUMNS, *OPTIONAL_COLUMNS]
-    frame = pd.DataFrame([{c: s.get(c) for c in columns} for s in summaries], columns=columns)
-    return sort_runs(frame)
+    rows = [{**{c: s.get(c) for c in columns}, "seed": (s.get("config") or {}).get("seed")}
+            for s in summaries]
+    return sort_runs(pd.DataFrame(rows, columns=[*columns, "seed"]))
 
 
 def check_summary(summary: dict) -> None:
@@ -66,10 +68,10 @@ def check_summary(summary: dict) -> None:
 
 def sort_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows ordered by L, J2, n_layers, then attention in the order t5, decoupled, factored, then
-    (one network under several protocols) the shorter protocol first."""
+    (one network under several protocols) the shorter protocol first, then by seed."""
     order = frame["attention"].map({m: i for i, m in enumerate(MECHANISMS)})
     keys = [c for c in ("L", "J2", "n_layers") if c in frame.columns]
-    cost = [c for c in ("n_steps", "n_samples") if c in frame.columns]
+    cost = [c for c in ("n_steps", "n_samples", "seed") if c in frame.columns]
     return (frame.assign(_order=order).sort_values([*keys, "_order", *cost], kind="stable")
             .drop(columns="_order").reset_index(drop=True))
 
@@ -112,7 +114,7 @@ def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
                       in zip(table.seconds_per_step, table.training_seconds_per_step)],
     )
     columns = [
-        "L", "attention", "protocol", "J2", "n_layers", "energy", "energy_per_site",
+        "L", "attention", "protocol", "seed", "J2", "n_layers", "energy", "energy_per_site",
         "energy_error", "reference_energy", "relative_error", "n_params", "seconds_per_step",
         "total_hours", "device", "n_steps", "n_samples", "paper", "paper_energy",
         "paper_energy_error", "paper_n_params", "paper_hours", "run_id", "step_seconds",
@@ -126,6 +128,7 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
         "L": table.L.astype(str),
         "attention": table.attention,
         "protocol": table.protocol,
+        "seed": table.seed.map(lambda x: "" if pd.isna(x) else str(int(x))),
         "E per site (ours)": table.energy,
         "E per site (paper)": table.paper.fillna(""),
         "rel. error": table.relative_error.map(lambda x: "" if pd.isna(x) else f"{x:.2e}"),
