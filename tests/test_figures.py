@@ -196,3 +196,24 @@ def test_index_vs_size_draws_first_layer_and_layer_mean_before_and_after():
     first_ends = {line.get_label(): list(line.get_ydata()) for line in first.get_lines()}
     assert first_ends["t5, end"] == pytest.approx([0.06, 0.08])
     assert list(first.get_xticks()) == [6, 8]
+
+
+def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
+    """Runs of two systems (6x6 n_l = 4 under `short` and `paper`; 8x8): two panels; in the 6x6
+    one the paper run is its own dashed/solid line, each line the mean over layers and heads."""
+    from vitnqs.attention_plots import fig_input_dependence
+
+    runs = (("L6_J0.5_nl4_t5_s0_short", 6, (0, 300)), ("L6_J0.5_nl4_t5_s0_paper", 6, (0, 5000)),
+            ("L8_J0.5_nl4_t5_s0_short", 8, (0, 300)))
+    rows = [dict(run_id=run_id, attention="t5", L=L, J2=0.5, n_layers=4, step=step, term=term,
+                 layer=layer, head=head, index=(0.2 if step == 0 else 0.01 * (layer + 1)))
+            for run_id, L, steps in runs for step in steps for layer in (0, 1)
+            for head in ("0", "1", "mean") for term in ("attention", "positional")]
+    figure = fig_input_dependence(pd.DataFrame(rows))
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["L = 6, J2 = 0.5, n_l = 4", "L = 8, J2 = 0.5, n_l = 4"]
+    lines = {line.get_label(): line for line in panels[0].get_lines()}
+    assert set(lines) == {"t5 (paper)", "t5 (short)"}
+    assert lines["t5 (paper)"].get_linestyle() != lines["t5 (short)"].get_linestyle()
+    assert list(lines["t5 (paper)"].get_xdata()) == [0, 5000]
+    assert list(lines["t5 (paper)"].get_ydata()) == pytest.approx([0.2, 0.015])

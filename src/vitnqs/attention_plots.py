@@ -53,19 +53,33 @@ def fig4(t5_maps: dict | None, decoupled_maps: dict | None, layer: int = 0) -> p
 
 
 def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
-    """Index (mean over layers and heads, 'attention' term) vs optimization step, one line a run."""
+    """Index (mean over layers and heads, 'attention' term) vs optimization step: one panel per
+    system (L, J2, n_l), one colour per mechanism, one line style per protocol (the run id's
+    suffix), one line per run."""
     per_head = frame[(frame["term"] == "attention") & (frame["head"].astype(str) != "mean")]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for run_id, group in per_head.groupby("run_id", sort=True):
-        curve = group.groupby("step")["index"].mean()
-        ax.plot(curve.index, curve.values, marker="o", ms=3, label=run_id,
-                color=COLORS.get(group["attention"].iloc[0]))
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("optimization step")
-    ax.set_ylabel("input-dependence index")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
+    per_head = per_head.assign(protocol=per_head["run_id"].str.rsplit("_", n=1).str[-1])
+    panels = per_head.groupby(["L", "J2", "n_layers"], sort=True)
+    styles = dict(zip(sorted(per_head["protocol"].unique()), ("-", "--", ":", "-.")))
+    n_cols = min(3, panels.ngroups)
+    n_rows = -(-panels.ngroups // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 2.8 * n_rows), sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, ((L, J2, n_layers), panel) in zip(axes.flat, panels):
+        for (_, attention, protocol), run in panel.groupby(["run_id", "attention", "protocol"]):
+            curve = run.groupby("step")["index"].mean()
+            ax.plot(curve.index, curve.values, styles[protocol], marker="o", ms=3,
+                    color=COLORS.get(attention), label=f"{attention} ({protocol})")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))  # one entry per mechanism and protocol
+        ax.legend(unique.values(), unique.keys(), fontsize=6)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimization step")
+        ax.set_title(f"L = {L}, J2 = {J2:g}, n_l = {n_layers}", fontsize=9)
+    for ax in axes.flat[panels.ngroups:]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("input-dependence index")
     return fig
 
 
