@@ -128,14 +128,16 @@ def test_fig_learning_curves_has_a_panel_per_coupling(runs, tiny_runs):
 
 
 def test_fig_learning_curves_keeps_protocols_in_their_own_panels(runs, tiny_runs):
-    """One network under two protocols is two panels, each with its own x range and title."""
+    """One network under two protocols is two panels, each with its own x range and title, the
+    shorter protocol first."""
     histories = {run_id: io.read_csv(d / "history.csv") for run_id, d in tiny_runs.items()}
     (run_id,) = [r for r in histories if "_t5_" in r]
     longer = histories[run_id].assign(step=lambda h: h.step * 100)  # as 5000 steps beside 300
     other_id = run_id.replace("_tiny", "_paper")
-    other = runs[runs.run_id == run_id].assign(run_id=other_id, protocol="paper")
+    other = runs[runs.run_id == run_id].assign(run_id=other_id, protocol="paper", n_steps=400)
     figure = fig_learning_curves({**histories, other_id: longer}, pd.concat([runs, other]))
     panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
+    assert list(panels)[1:] == ["4x4, $J_2$ = 0.5, $n_l$ = 1, tiny", "4x4, $J_2$ = 0.5, $n_l$ = 1, paper"]
     assert sorted(panels) == ["4x4, $J_2$ = 0, $n_l$ = 1, tiny", "4x4, $J_2$ = 0.5, $n_l$ = 1, paper",
                               "4x4, $J_2$ = 0.5, $n_l$ = 1, tiny"]
     assert [len(panels[t].get_lines()) for t in sorted(panels)] == [1, 1, 2]

@@ -60,7 +60,9 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
     )
     data = stacked.merge(runs, on="run_id").dropna(subset=["reference_energy"])
     data = data.assign(rel=relative_error(data.energy, data.reference_energy))
-    panels = list(data.groupby(["L", "J2", "n_layers", "protocol"]))  # sorted by the keys
+    # one system's panels in order of cost: `short` before `paper`
+    panels = sorted(data.groupby(["L", "J2", "n_layers", "protocol"]),
+                    key=lambda item: (*item[0][:3], item[1].n_steps.max(), item[0][3]))
     several_protocols = data.protocol.nunique() > 1
     with plt.rc_context(STYLE):
         fig, axes = _panel_grid(len(panels), sharex=not several_protocols)
