@@ -52,12 +52,17 @@ def fig4(t5_maps: dict | None, decoupled_maps: dict | None, layer: int = 0) -> p
     return fig
 
 
+def _protocols(run_ids: pd.Series) -> pd.Series:
+    """The protocol of each run: its run id's suffix (L6_J0.5_nl4_t5_s0_paper -> paper)."""
+    return run_ids.str.rsplit("_", n=1).str[-1]
+
+
 def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
     """Index (mean over layers and heads, 'attention' term) vs optimization step: one panel per
     system (L, J2, n_l), one colour per mechanism, one line style per protocol (the run id's
     suffix), one line per run."""
     per_head = frame[(frame["term"] == "attention") & (frame["head"].astype(str) != "mean")]
-    per_head = per_head.assign(protocol=per_head["run_id"].str.rsplit("_", n=1).str[-1])
+    per_head = per_head.assign(protocol=_protocols(per_head["run_id"]))
     panels = per_head.groupby(["L", "J2", "n_layers"], sort=True)
     styles = dict(zip(sorted(per_head["protocol"].unique()), ("-", "--", ":", "-.")))
     n_cols = min(3, panels.ngroups)
@@ -91,7 +96,7 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     selected = table
     for column, value in runs.items():
         selected = selected[selected[column] == value]
-    selected = selected.assign(protocol=selected["run_id"].str.rsplit("_", n=1).str[-1])
+    selected = selected.assign(protocol=_protocols(selected["run_id"]))
     protocols = sorted(selected["protocol"].unique())
     markers = dict(zip(protocols, "os^D")) if len(protocols) > 1 else {}
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
