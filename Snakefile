@@ -24,6 +24,7 @@ localrules:
     all,
     train_all,
     table1,
+    run_status,
     fig2,
     fig3,
 
@@ -31,6 +32,7 @@ localrules:
 rule all:
     input:
         rules.table1.output,
+        rules.run_status.output,
         rules.fig2.output,
         rules.fig3.output,
         ANALYSIS_TARGETS,

@@ -219,3 +219,28 @@ def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
     assert lines["t5 (paper)"].get_linestyle() != lines["t5 (short)"].get_linestyle()
     assert list(lines["t5 (paper)"].get_xdata()) == [0, 5000]
     assert list(lines["t5 (paper)"].get_ydata()) == pytest.approx([0.2, 0.015])
+
+
+def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, tiny_runs):
+    """The reviewer's question 'which runs are done and which remain', from the files on disk:
+    a summary makes a run finished, a checkpointed history one in training."""
+    from vitnqs.tables import format_run_status, table_run_status
+
+    finished = {run_id: io.read_json(d / "summary.json") for run_id, d in tiny_runs.items()}
+    configs = {run_id: summary["config"] for run_id, summary in finished.items()}
+    (t5,) = [run_id for run_id in configs if "_t5_" in run_id]
+    unfinished = {name: RunConfig.from_dict({**configs[t5], "seed": seed}).to_dict()
+                  for name, seed in (("s1", 1), ("s2", 2))}
+    configs.update({RunConfig.from_dict(c).run_id: c for c in unfinished.values()})
+    ids = {name: RunConfig.from_dict(c).run_id for name, c in unfinished.items()}
+    table = table_run_status(configs, {"table1": [t5, ids["s1"]], "fig2": [t5]}, finished,
+                             {ids["s1"]: 3})
+    rows = table.set_index("run_id")
+    assert rows.loc[t5, "status"] == "finished" and rows.loc[t5, "groups"] == "table1, fig2"
+    assert rows.loc[t5, "energy"] == format_with_error(finished[t5]["energy_per_site"],
+                                                       finished[t5]["energy_error"])
+    assert (rows.loc[ids["s1"], "status"], rows.loc[ids["s1"], "steps_done"]) == ("training", 3)
+    assert (rows.loc[ids["s2"], "status"], rows.loc[ids["s2"], "steps_done"]) == ("not started", 0)
+    markdown = format_run_status(table)
+    assert "5 in all, 3 finished, 1 training, 1 not started" in markdown
+    assert "3 / 4" in markdown and "4 / 4" in markdown

@@ -179,3 +179,51 @@ def _latex_escape(text: str) -> str:
     for char in ("&", "%", "_", "#", "$"):
         text = text.replace(char, "\\" + char)
     return text
+
+
+STATUS_COLUMNS = (
+    "run_id", "groups", "protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps",
+    "steps_done", "status", "energy", "relative_error",
+)
+"""Columns of table_run_status, one row per run of the workflow config."""
+
+
+def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
+                     summaries: dict[str, dict], steps_done: dict[str, int]) -> pd.DataFrame:
+    """Every run of the config and how far it is: 'finished' (a summary, with its energy),
+    'training' (steps of a checkpointed history, fewer than the protocol's) or 'not started'.
+
+    configs: run id -> its RunConfig mapping; groups: group -> run ids; summaries: run id ->
+    summary.json mapping of the finished runs; steps_done: run id -> steps recorded by the
+    unfinished runs' histories.
+    """
+    rows = []
+    for run_id, config in configs.items():
+        summary = summaries.get(run_id)
+        done = config["n_steps"] if summary else steps_done.get(run_id, 0)
+        rows.append({
+            **{key: config[key] for key in ("protocol", "L", "J2", "n_layers", "attention",
+                                             "seed", "n_steps")},
+            "run_id": run_id,
+            "groups": ", ".join(name for name, ids in groups.items() if run_id in ids),
+            "steps_done": done,
+            "status": "finished" if summary else ("training" if done else "not started"),
+            "energy": format_with_error(summary["energy_per_site"], summary["energy_error"])
+                      if summary else "",
+            "relative_error": summary.get("relative_error") if summary else None,
+        })
+    return sort_runs(pd.DataFrame(rows, columns=list(STATUS_COLUMNS)))
+
+
+def format_run_status(table: pd.DataFrame) -> str:
+    """Markdown: a count of finished, training and not-started runs above the table."""
+    counts = table["status"].value_counts()
+    heading = (f"**Runs of the workflow config**: {len(table)} in all, "
+               + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "training", "not started"))
+               + "\n\n")
+    shown = table.assign(
+        steps_done=[f"{d} / {n}" for d, n in zip(table.steps_done, table.n_steps)],
+        relative_error=table.relative_error.map(lambda x: "" if pd.isna(x) else f"{x:.2e}"),
+    ).drop(columns=["n_steps"]).rename(columns={"steps_done": "steps"})
+    body = shown.astype(str).to_markdown(index=False, disable_numparse=True)
+    return heading + (body if len(table) else "No runs configured.") + "\n"
