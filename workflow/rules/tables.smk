@@ -17,17 +17,6 @@ rule table1:
         "../scripts/table1.py"
 
 
-def checkpoints_of_unfinished_runs():
-    """The checkpoints on disk of runs without a summary: progress that should refresh the
-    status table. (Their history.csv is an output of rule train, so as an input it would make
-    Snakemake plan the training; the checkpoint is not.)"""
-    return [
-        run_path(run_id, "checkpoint/state.msgpack") for run_id in RUNS
-        if os.path.exists(run_path(run_id, "checkpoint/state.msgpack"))
-        and not os.path.exists(run_path(run_id, "summary.json"))
-    ]
-
-
 rule run_status:
     input:
         summaries=[run_path(run_id, "summary.json") for run_id in finished_runs(RUNS)],
@@ -39,7 +28,6 @@ rule run_status:
     params:
         configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
         groups=GROUPS,
-        results=RESULTS,
     log:
         f"{RESULTS}/logs/run_status.log",
     conda:

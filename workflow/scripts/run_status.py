@@ -6,9 +6,10 @@ from vitnqs import io
 from vitnqs.tables import format_run_status, table_run_status
 
 params = snakemake.params  # noqa: F821
+runs = Path(snakemake.output.csv).parent.parent / "runs"  # noqa: F821  (RESULTS/tables -> RESULTS/runs)
 summaries, steps_done = {}, {}
 for run_id in params.configs:
-    run_dir = Path(params.results) / "runs" / run_id
+    run_dir = runs / run_id
     if (run_dir / "summary.json").exists():
         summaries[run_id] = io.read_json(run_dir / "summary.json")
     elif (run_dir / "history.csv").exists():  # written with every checkpoint
