@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -107,6 +108,21 @@ def test_a_finished_run_is_not_trained_again(uninterrupted):
     summary = run(TINY_RUN, uninterrupted, quiet=True)
     assert (uninterrupted / "summary.json").read_bytes() == before
     assert summary["energy_per_site"] == json.loads(before)["energy_per_site"]
+
+
+def test_a_finished_run_whose_summary_was_removed_is_not_retrained_from_scratch(uninterrupted, tmp_path):
+    """As after `snakemake --forceall`, which deletes summary.json and history.csv before the
+    job: with no checkpoint to finish from, training would restart at step 0 over the final
+    snapshot. It is refused, naming the way back, and nothing in the folder changes."""
+    copy = tmp_path / "run"
+    shutil.copytree(uninterrupted, copy, ignore=shutil.ignore_patterns("checkpoint"))
+    (copy / "summary.json").unlink()
+    (copy / "history.csv").unlink()
+    before = {p.name: p.read_bytes() for p in (copy / "snapshots").iterdir()}
+    with pytest.raises(RunDirectoryError, match="no checkpoint to finish from.*git checkout"):
+        run(TINY_RUN, copy, quiet=True)
+    assert {p.name: p.read_bytes() for p in (copy / "snapshots").iterdir()} == before
+    assert not (copy / "history.csv").exists() and not (copy / "summary.json").exists()
 
 
 def test_a_directory_of_another_run_is_refused(uninterrupted):

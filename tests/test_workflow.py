@@ -125,7 +125,7 @@ def test_conflicting_groups_are_both_named(clone, tmp_path):
     result = snakemake(clone, "--dry-run", configs=[write_yaml(tmp_path / "bad.yaml", override)])
     text = result.stdout
     assert result.returncode != 0 and "keys ['snapshot_steps'] differ" in text
-    assert "groups.fig2[4]" in text and "groups.fig4[0]" in text
+    assert "groups.fig2[5]" in text and "groups.fig4[0]" in text
 
 
 @pytest.fixture(scope="module")
