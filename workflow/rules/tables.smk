@@ -17,6 +17,8 @@ rule table1:
         "../scripts/table1.py"
 
 
+# Which configured runs are finished, training (a checkpoint on disk) or not started: the
+# answer to 'what remains', from the files themselves rather than from notes.
 rule run_status:
     input:
         summaries=[run_path(run_id, "summary.json") for run_id in finished_runs(RUNS)],
