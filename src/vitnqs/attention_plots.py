@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-COLORS = {"t5": "tab:blue", "decoupled": "tab:orange", "factored": "tab:green"}
-"""One colour per mechanism, the same in every figure."""
+from vitnqs.plotting import COLORS, legend_once_per_label  # noqa: E402
+
 SNAPSHOT_NAMES = ("initialization", "optimized")
 """Row titles of the two snapshots (step 0 and the last step)."""
 
@@ -74,9 +74,7 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
             curve = run.groupby("step")["index"].mean()
             ax.plot(curve.index, curve.values, styles[protocol], marker="o", ms=3,
                     color=COLORS.get(attention), label=f"{attention} ({protocol})")
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))  # one entry per mechanism and protocol
-        ax.legend(unique.values(), unique.keys(), fontsize=6)
+        legend_once_per_label(ax, fontsize=6)  # one entry per mechanism and protocol
         ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("log")
         ax.set_xlabel("optimization step")

@@ -75,7 +75,7 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
                     ax.plot(curve.step, curve.rel, color=COLORS[attention], label=attention)
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
                    title=f"{prefix}{L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}{suffix}")
-            _legend_by_mechanism(ax)
+            legend_once_per_label(ax)
         if not panels:
             _no_runs(axes[0])
         fig.suptitle(f"Relative error during optimization\n{describe_protocols(runs)}",
@@ -104,7 +104,7 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
                   title="\n".join(filter(None, ("time per step", timing_source, devices))))
         for ax in (left, right):
             ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
-        _legend_by_mechanism(left)
+        legend_once_per_label(left)
         _timing_legend(right, styles)
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
@@ -173,11 +173,12 @@ def _panel_grid(n_panels: int, sharex: bool = True):
     return fig, axes
 
 
-def _legend_by_mechanism(ax) -> None:
+def legend_once_per_label(ax, **legend_options) -> None:
+    """A legend with one entry per label: one per mechanism, also with several seeds."""
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))  # one entry per mechanism, also with several seeds
+    unique = dict(zip(labels, handles))
     if unique:
-        ax.legend(unique.values(), unique.keys())
+        ax.legend(unique.values(), unique.keys(), **legend_options)
 
 
 def _no_runs(ax) -> None:

@@ -107,13 +107,11 @@ def get_benchmarks():
     """Timing tables written by the benchmark, if any: results/benchmarks/*.csv."""
     return sorted(glob.glob(f"{RESULTS}/benchmarks/*.csv"))
 
+
 def checkpoints_of_unfinished_runs():
     """The checkpoints on disk of runs without a summary: progress that should refresh the
     status table. (Their history.csv is an output of rule train, so as an input it would make
     Snakemake plan the training; the checkpoint is not.)"""
-    return [
-        run_path(run_id, "checkpoint/state.msgpack") for run_id in RUNS
-        if os.path.exists(run_path(run_id, "checkpoint/state.msgpack"))
-        and not os.path.exists(run_path(run_id, "summary.json"))
-    ]
-
+    finished = set(finished_runs(RUNS))
+    paths = [run_path(run_id, "checkpoint/state.msgpack") for run_id in RUNS if run_id not in finished]
+    return [path for path in paths if os.path.exists(path)]
