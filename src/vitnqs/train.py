@@ -136,7 +136,8 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     if summary_path.exists():
         logger.info("%s already finished; nothing to do", run_dir)
         return io.read_json(summary_path)
-    _refuse_to_retrain_a_finished_run(config, run_dir)
+    recorder = RunRecorder(config, run_dir, logger)
+    recorder.refuse_to_restart_a_finished_run()
 
     for folder in (run_dir, run_dir / "checkpoint", run_dir / "snapshots"):
         for path in io.remove_stale_temporaries(folder):
@@ -146,7 +147,6 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     hamiltonian, plan = plan_step(config, system, vstate)
     logger.info("memory plan: %s", plan.describe())
     driver = build_driver(config, hamiltonian, vstate, plan.sr_on_the_fly)
-    recorder = RunRecorder(config, run_dir, logger)
     recorder.restore(driver)
 
     remaining = config.n_steps - driver.step_count
@@ -236,6 +236,20 @@ class RunRecorder:
 
     def callback(self):
         return _RecorderCallback(self)
+
+    def refuse_to_restart_a_finished_run(self) -> None:
+        """A final snapshot without summary.json and without a checkpoint to finish from: the
+        run ended once and its summary was removed (`snakemake --forceall` deletes a job's
+        outputs first). Training again would start from step 0 over its history and snapshots."""
+        final = self.snapshot_path(self.config.n_steps)
+        checkpoints = (self.checkpoint_path, self.previous_checkpoint_path)
+        if final.exists() and not any(path.exists() for path in checkpoints):
+            raise RunDirectoryError(
+                f"{self.run_dir} finished once (it holds {final.name}) but has no summary.json "
+                "and no checkpoint to finish from: retraining would start again from step 0 and "
+                f"overwrite it. Restore its files (e.g. `git checkout -- {self.run_dir}`), or "
+                "remove the folder to retrain it from scratch"
+            )
 
     # hooks, called by _RecorderCallback
     def on_step_start(self, step: int, driver) -> None:
@@ -438,21 +452,6 @@ def _stop_after_step_on(signum: signal.Signals, recorder: RunRecorder):
         yield
     finally:
         signal.signal(signum, signal.SIG_DFL if previous is None else previous)
-
-
-def _refuse_to_retrain_a_finished_run(config: RunConfig, run_dir: Path) -> None:
-    """A final snapshot without summary.json and without a checkpoint to finish from: the run
-    ended once and its summary was removed (`snakemake --forceall` deletes a job's outputs
-    first). Training again would start from step 0 over its history and snapshots."""
-    final = run_dir / "snapshots" / f"step_{config.n_steps:06d}.msgpack"
-    checkpoints = (run_dir / "checkpoint" / name for name in ("state.msgpack", "state.prev.msgpack"))
-    if final.exists() and not any(path.exists() for path in checkpoints):
-        raise RunDirectoryError(
-            f"{run_dir} finished once (it holds {final.name}) but has no summary.json and no "
-            "checkpoint to finish from: retraining would start again from step 0 and overwrite "
-            "it. Restore its files (e.g. `git checkout -- " + str(run_dir) + "`), or remove the "
-            "folder to retrain it from scratch"
-        )
 
 
 def _claim_run_directory(config: RunConfig, run_dir: Path) -> None:
