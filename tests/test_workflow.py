@@ -151,6 +151,14 @@ def test_quick_grid_trains_and_renders_end_to_end(quick):
     assert tree_state(tree / "results", skip=RENDERED) == committed
     again = snakemake(tree, "--cores", "2", "--dry-run", configs=configs)
     assert "train" not in planned_jobs(again.stdout)
+    # A run added to the config is listed as not started before any file of it exists.
+    added = dict(TINY["groups"]["table1"][0], attention="t5", seed=1)
+    more = write_yaml(tree / "added.yaml", {"require_all_runs": False,
+                                            "groups": {"table1": [*TINY["groups"]["table1"], added]}})
+    status = snakemake(tree, "--cores", "2", configs=[*configs, more])
+    assert status.returncode == 0 and "train" not in planned_jobs(status.stdout), status.stdout
+    assert "5 in all, 4 finished, 0 training, 1 not started" in (
+        tree / "results-quick/tables/run_status.md").read_text()
     # The analysis rules see runs only once they are on disk: report on this file's targets.
     report = snakemake(tree, "--report", "report.html", "table1", "fig2", "fig3", configs=configs)
     assert report.returncode == 0 and (tree / "report.html").stat().st_size > 0, report.stdout

@@ -23,6 +23,9 @@ rule run_status:
     input:
         summaries=[run_path(run_id, "summary.json") for run_id in finished_runs(RUNS)],
         checkpoints=checkpoints_of_unfinished_runs(),
+        # the table lists every configured run: a run added to (or removed from) the config
+        # changes it before any run file exists, and Snakemake's params trigger did not rerun it
+        config_files=workflow.configfiles,
         code="src/vitnqs/tables.py",
     output:
         csv=f"{RESULTS}/tables/run_status.csv",
