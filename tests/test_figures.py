@@ -16,6 +16,8 @@ from vitnqs.tables import (
 
 TINY = dict(L=4, n_layers=1, d_model=8, n_heads=2, n_steps=4, n_samples=64, n_chains=16,
             n_samples_final=128, protocol="tiny")
+PAPER_NETWORK = dict(n_layers=4, d_model=60, n_heads=10)
+"""The network of the paper's Table 1, given to tiny runs' rows to match the paper's."""
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +62,19 @@ def test_table_energies_puts_the_paper_beside_ours(runs):
     assert row.relative_error == pytest.approx(
         abs((row.reference_energy - row.energy_per_site) / row.reference_energy))
     assert row.n_steps == 4 and row.protocol == "tiny"
-    sixes = table_energies(runs.assign(L=6))
-    assert sixes.paper_n_params.dropna().astype(int).tolist() == [154_980, 184_260, 154_980]
+    # the paper's row only beside the paper's system and network: 6x6, n_l = 4, d = 60, h = 10,
+    # J2 = 0.5 (the J2 = 0 run has no paper value), and no row for another depth
+    sixes = table_energies(runs.assign(L=6, **PAPER_NETWORK))
+    assert sixes.paper_n_params.tolist()[1:] == [184_260, 154_980]
+    assert sixes.J2.iloc[0] == 0.0 and pd.isna(sixes.paper_energy.iloc[0])
+    assert table_energies(runs.assign(L=6, **{**PAPER_NETWORK, "n_layers": 1})).paper.eq("").all()
     assert set(PAPER_TABLE1.L) == {6, 10}
 
 
 def test_one_network_under_two_protocols_gets_two_rows_shorter_first(runs):
     """As the 6x6 runs of Table 1 under `short` and under `paper`: both rows, each beside the
     paper's value, in the same order whatever order the summaries come in."""
-    t5 = runs[runs.attention == "t5"].assign(L=6)
+    t5 = runs[runs.attention == "t5"].assign(L=6, **PAPER_NETWORK)
     longer = t5.assign(protocol="paper", n_steps=5000, n_samples=6000, energy_per_site=-0.5031)
     for frame in (pd.concat([longer, t5]), pd.concat([t5, longer])):
         table = table_energies(frame)

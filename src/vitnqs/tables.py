@@ -13,7 +13,7 @@ import pandas as pd
 
 from vitnqs import io
 from vitnqs.config import MECHANISMS
-from vitnqs.paper import PAPER_TABLE1
+from vitnqs.paper import PAPER_TABLE1, PAPER_TABLE1_KEYS
 
 
 RUN_COLUMNS = (
@@ -101,8 +101,11 @@ def format_with_error(value: float, error: float) -> str:
 
 
 def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
-    """Table 1: per L and mechanism, our energy, accuracy and cost beside the paper's."""
-    table = runs.merge(PAPER_TABLE1, on=["L", "attention"], how="left")
+    """Table 1: per L and mechanism, our energy, accuracy and cost beside the paper's; a run
+    beside the paper's row only where the system and the network are the paper's (another J2,
+    depth or width has no paper value)."""
+    paper = PAPER_TABLE1.astype({key: runs[key].dtype for key in PAPER_TABLE1_KEYS})
+    table = runs.merge(paper, on=PAPER_TABLE1_KEYS, how="left")
     table = table.assign(
         energy=[format_with_error(v, e) for v, e in zip(table.energy_per_site, table.energy_error)],
         paper=[format_with_error(v, e) for v, e in zip(table.paper_energy, table.paper_energy_error)],
