@@ -25,6 +25,7 @@ localrules:
     train_all,
     table1,
     run_status,
+    mechanism_agreement,
     fig2,
     fig3,
 
@@ -33,6 +34,7 @@ rule all:
     input:
         rules.table1.output,
         rules.run_status.output,
+        rules.mechanism_agreement.output,
         rules.fig2.output,
         rules.fig3.output,
         ANALYSIS_TARGETS,

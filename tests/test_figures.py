@@ -250,3 +250,28 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
     markdown = format_run_status(table)
     assert "5 in all, 3 finished, 1 training, 1 not started" in markdown
     assert "3 / 4" in markdown and "4 / 4" in markdown
+
+
+def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(runs):
+    """Two seeds of t5 and one of factored on the paper's 6x6 network: t5 is represented by its
+    lower (better variational) energy, the seeds' and the mechanisms' spreads are relative to
+    the reference energy, and the paper's spread is that of its Table 1 at 6x6."""
+    from vitnqs.agreement import format_agreement, table_agreement
+
+    six = runs[runs.J2 == 0.5].assign(L=6, **PAPER_NETWORK, reference_energy=-0.5,
+                                      energy_error=1e-5)
+    t5 = six[six.attention == "t5"]
+    frame = pd.concat([t5.assign(energy_per_site=-0.4990), t5.assign(seed=1, energy_per_site=-0.4995),
+                       six[six.attention == "factored"].assign(energy_per_site=-0.4980)])
+    table = table_agreement(frame).set_index("attention")
+    assert list(table.index) == ["t5", "factored"]
+    assert table.loc["t5", "seeds"] == "0, 1" and table.loc["t5", "best_seed"] == 1
+    assert table.loc["t5", "best_relative_error"] == pytest.approx(1e-3)
+    assert table.loc["t5", "mean_relative_error"] == pytest.approx(1.5e-3)
+    assert table.loc["t5", "seed_spread"] == pytest.approx(1e-3)
+    assert pd.isna(table.loc["factored", "seed_spread"])  # one seed
+    assert table.mechanism_spread.tolist() == pytest.approx([3e-3] * 2)  # -0.4995 vs -0.4980
+    assert table.paper_spread.tolist() == pytest.approx([(0.503243 - 0.503182) / 0.5] * 2)
+    # another protocol is compared on its own
+    assert len(table_agreement(pd.concat([frame, frame.assign(protocol="other", n_steps=9)]))) == 4
+    assert "| 6   | 0.5  | 4     | tiny" in format_agreement(table.reset_index())

@@ -147,6 +147,8 @@ def test_quick_grid_trains_and_renders_end_to_end(quick):
     for name in FIGURES:
         assert (tree / "results-quick" / name).stat().st_size > 0, name
     assert "protocol quick (4 steps, M = 64)" in (tree / "results-quick/tables/table1.md").read_text()
+    agreement = io.read_csv(tree / "results-quick/tables/mechanism_agreement.csv")
+    assert sorted(agreement["attention"]) == ["decoupled", "factored", "factored", "t5"]
     # the quick grid never touches results/
     assert tree_state(tree / "results", skip=RENDERED) == committed
     again = snakemake(tree, "--cores", "2", "--dry-run", configs=configs)

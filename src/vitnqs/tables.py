@@ -134,7 +134,7 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
         "seed": table.seed.map(lambda x: "" if pd.isna(x) else str(int(x))),
         "E per site (ours)": table.energy,
         "E per site (paper)": table.paper.fillna(""),
-        "rel. error": table.relative_error.map(_scientific),
+        "rel. error": table.relative_error.map(format_scientific),
         "parameters (ours)": table.n_params.map("{:,}".format),
         "parameters (paper)": table.paper_n_params.map(lambda x: "" if pd.isna(x) else f"{int(x):,}"),
         "s/step": table.step_seconds,
@@ -146,7 +146,7 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _scientific(value) -> str:
+def format_scientific(value) -> str:
     """'2.49e-03', or '' for a missing value."""
     return "" if pd.isna(value) else f"{value:.2e}"
 
@@ -231,7 +231,7 @@ def format_run_status(table: pd.DataFrame) -> str:
                + "\n\n")
     shown = table.assign(
         steps_done=[f"{d} / {n}" for d, n in zip(table.steps_done, table.n_steps)],
-        relative_error=table.relative_error.map(_scientific),
+        relative_error=table.relative_error.map(format_scientific),
     ).drop(columns=["n_steps"]).rename(columns={"steps_done": "steps"})
     body = shown.astype(str).to_markdown(index=False, disable_numparse=True)
     return heading + (body if len(table) else "No runs configured.") + "\n"

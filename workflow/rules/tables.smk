@@ -17,6 +17,24 @@ rule table1:
         "../scripts/table1.py"
 
 
+# Do the mechanisms agree? Per system and protocol, each mechanism's lowest energy over its
+# seeds and the spreads over seeds and over mechanisms (vitnqs.agreement), from every finished run.
+rule mechanism_agreement:
+    input:
+        summaries=[run_path(run_id, "summary.json") for run_id in finished_runs(RUNS)],
+        code="src/vitnqs/agreement.py",
+    output:
+        csv=report(f"{RESULTS}/tables/mechanism_agreement.csv",
+                   caption="../report/mechanism_agreement.rst", category="Tables"),
+        md=f"{RESULTS}/tables/mechanism_agreement.md",
+    log:
+        f"{RESULTS}/logs/mechanism_agreement.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/mechanism_agreement.py"
+
+
 # Which configured runs are finished, training (a checkpoint on disk) or not started: the
 # answer to 'what remains', from the files themselves rather than from notes.
 rule run_status:
