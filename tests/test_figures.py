@@ -204,6 +204,8 @@ def test_index_vs_size_draws_first_layer_and_layer_mean_before_and_after():
     first_ends = {line.get_label(): list(line.get_ydata()) for line in first.get_lines()}
     assert first_ends["t5, end"] == pytest.approx([0.06, 0.08])
     assert list(first.get_xticks()) == [6, 8]
+    # the legend in the paper's order, whatever order the rows come in
+    assert [t.get_text() for t in mean.get_legend().get_texts()][:2] == ["t5, end", "t5, step 0"]
 
 
 def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
@@ -225,6 +227,11 @@ def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
     assert lines["t5 (paper)"].get_linestyle() != lines["t5 (short)"].get_linestyle()
     assert list(lines["t5 (paper)"].get_xdata()) == [0, 5000]
     assert list(lines["t5 (paper)"].get_ydata()) == pytest.approx([0.2, 0.015])
+    both = pd.DataFrame([*rows, *(dict(r, attention="decoupled", run_id=r["run_id"].replace("t5", "decoupled"))
+                                 for r in rows)])
+    legend = fig_input_dependence(both).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "t5 (paper)", "t5 (short)", "decoupled (paper)", "decoupled (short)"]
 
 
 def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, tiny_runs):

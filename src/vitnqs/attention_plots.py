@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from vitnqs.plotting import COLORS, legend_once_per_label  # noqa: E402
+from vitnqs.plotting import COLORS, by_mechanism, legend_once_per_label  # noqa: E402
 
 SNAPSHOT_NAMES = ("initialization", "optimized")
 """Row titles of the two snapshots (step 0 and the last step)."""
@@ -70,10 +70,11 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 2.8 * n_rows), sharey=True,
                              squeeze=False, layout="constrained")
     for ax, ((L, J2, n_layers), panel) in zip(axes.flat, panels):
-        for (_, attention, protocol), run in panel.groupby(["run_id", "attention", "protocol"]):
-            curve = run.groupby("step")["index"].mean()
-            ax.plot(curve.index, curve.values, styles[protocol], marker="o", ms=3,
-                    color=COLORS.get(attention), label=f"{attention} ({protocol})")
+        for attention, mechanism in by_mechanism(panel):
+            for (_, protocol), run in mechanism.groupby(["run_id", "protocol"]):
+                curve = run.groupby("step")["index"].mean()
+                ax.plot(curve.index, curve.values, styles[protocol], marker="o", ms=3,
+                        color=COLORS.get(attention), label=f"{attention} ({protocol})")
         legend_once_per_label(ax, fontsize=6)  # one entry per mechanism and protocol
         ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("log")
@@ -100,14 +101,16 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
     panels = (("first layer", selected[selected["layer"] == 0]), ("mean over layers", selected))
     for ax, (title, rows) in zip(axes, panels):
-        for (attention, protocol), group in rows.groupby(["attention", "protocol"], sort=True):
-            per_run = group.groupby(["run_id", "L"], as_index=False)[["index_init", "index_end"]]
-            per_L = per_run.mean().groupby("L")[["index_init", "index_end"]].mean()
-            color, marker = COLORS.get(attention), markers.get(protocol, "o")
-            name = f"{attention} ({protocol})" if markers else attention
-            ax.plot(per_L.index, per_L["index_end"], f"{marker}-", color=color, label=f"{name}, end")
-            ax.plot(per_L.index, per_L["index_init"], f"{marker}:", color=color, mfc="none",
-                    label=f"{name}, step 0")
+        for attention, mechanism in by_mechanism(rows):
+            for protocol, group in mechanism.groupby("protocol"):
+                per_run = group.groupby(["run_id", "L"], as_index=False)[["index_init", "index_end"]]
+                per_L = per_run.mean().groupby("L")[["index_init", "index_end"]].mean()
+                color, marker = COLORS.get(attention), markers.get(protocol, "o")
+                name = f"{attention} ({protocol})" if markers else attention
+                ax.plot(per_L.index, per_L["index_end"], f"{marker}-", color=color,
+                        label=f"{name}, end")
+                ax.plot(per_L.index, per_L["index_init"], f"{marker}:", color=color, mfc="none",
+                        label=f"{name}, step 0")
         ax.set_xticks(sorted({int(L) for L in selected["L"]}))
         ax.set_xlabel("L")
         ax.set_yscale("log")

@@ -70,7 +70,7 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
             letter = FIG2_PANELS.get((L, J2, n_layers))
             prefix = f"({letter}) " if letter else ""
             suffix = f", {protocol}" if several_protocols else ""
-            for attention, group in _by_mechanism(panel):
+            for attention, group in by_mechanism(panel):
                 for _, curve in group.groupby("run_id"):  # one curve per seed
                     ax.plot(curve.step, curve.rel, color=COLORS[attention], label=attention)
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
@@ -88,7 +88,7 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
-        for attention, group in _by_mechanism(accuracy):
+        for attention, group in by_mechanism(accuracy):
             left.errorbar(group.L, relative_error(group.energy_per_site, group.reference_energy),
                           yerr=group.energy_error / group.reference_energy.abs(),
                           color=COLORS[attention], marker=MARKERS[attention], label=attention)
@@ -96,7 +96,7 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         if accuracy.empty:
             _no_runs(left)
         styles = _plot_timings(right, timings)
-        for attention, group in _by_mechanism(PAPER_SECONDS_PER_STEP):
+        for attention, group in by_mechanism(PAPER_SECONDS_PER_STEP):
             right.plot(group.L, group.seconds_per_step, color=COLORS[attention], ls=":",
                        marker=MARKERS[attention], mfc="none")
         devices = ", ".join(sorted(set(timings.get("device", pd.Series(dtype=str)).dropna())))
@@ -134,7 +134,7 @@ def _plot_timings(ax, timings: pd.DataFrame) -> list[tuple[str, object]]:
         values = values if isinstance(values, tuple) else (values,)
         suffix = " ".join(f"M = {v}" if k == "n_samples" else str(v) for k, v in zip(keys, values))
         styles.append((suffix, style))
-        for attention, group in _by_mechanism(frame):
+        for attention, group in by_mechanism(frame):
             median = group.groupby("L").seconds_per_step.median()
             ax.plot(median.index, median.values, color=COLORS[attention], ls=style,
                     marker=MARKERS[attention])
@@ -155,7 +155,8 @@ def _timing_legend(ax, styles: list[tuple[str, object]]) -> None:
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
 
 
-def _by_mechanism(frame: pd.DataFrame):
+def by_mechanism(frame: pd.DataFrame):
+    """(mechanism, its rows ordered by L) in the paper's order t5, decoupled, factored."""
     for attention in MECHANISMS:
         group = frame[frame.attention == attention].sort_values("L")
         if not group.empty:
