@@ -73,3 +73,15 @@ def test_checkpoint_resumes_on_another_number_of_devices(uninterrupted, tmp_path
     assert np.allclose(_energies(run_dir), _energies(uninterrupted), rtol=1e-8, atol=0)
     assert io.read_json(run_dir / "summary.json")["energy_per_site"] == pytest.approx(
         io.read_json(uninterrupted / "summary.json")["energy_per_site"], rel=1e-8)
+
+
+def test_chains_that_do_not_split_over_the_devices_are_refused_before_any_write(tmp_path,
+                                                                               monkeypatch):
+    """16 chains over three devices: NetKet would silently train 18 chains and 72 samples per
+    step, another run than the configured one. Training stops first, naming the numbers."""
+    monkeypatch.setenv("NETKET_EXPERIMENTAL_SHARDING_CPU", "3")
+    run_dir = tmp_path / "run"
+    result = train_in_subprocess(write_config(tmp_path / "run.yaml"), run_dir)
+    assert result.returncode == 2
+    assert "n_chains=16 does not split over the 3 devices" in result.stderr
+    assert "18 chains" in result.stderr and not run_dir.exists()

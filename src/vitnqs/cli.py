@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run(config, args.run_dir, quiet=args.quiet)
+    except ConfigError as error:  # a config these devices cannot train as configured
+        print(f"vitnqs: cannot train {args.run_config}: {error}", file=sys.stderr)
+        return 2
     except (NonFiniteError, RunDirectoryError, io.CorruptFileError) as error:
         print(f"vitnqs: training stopped: {error}", file=sys.stderr)
         return 1

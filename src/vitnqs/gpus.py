@@ -1,11 +1,12 @@
-"""One GPU per training job: count the visible GPUs and claim a free one with a file lock.
+"""GPUs per training job: count the visible GPUs and claim free ones with file locks.
 
-Snakemake limits concurrent training jobs to the number of GPUs (``resources: gpu=1`` per job,
-global limit from ``visible_gpus()``); ``claim_gpu`` then gives each job its own card by taking
-an exclusive lock on ``<lock dir>/gpu-<id>.lock`` and setting ``CUDA_VISIBLE_DEVICES`` to that
-id before JAX is imported. The lock is released when the job ends, even if it crashes, since
-the operating system drops it with the process. With one visible GPU (a SLURM job, which sees
-only its own card) nothing is locked; with none, training runs on the CPU.
+Snakemake limits concurrent training jobs by the number of GPUs (``resources: gpu=1`` per job
+unless ``--set-resources train:gpu=N``; global limit from ``visible_gpus()``); ``claim_gpus``
+then gives each job its own cards by taking an exclusive lock on ``<lock dir>/gpu-<id>.lock``
+per card and setting ``CUDA_VISIBLE_DEVICES`` to those ids before JAX is imported (NetKet then
+shards the run's chains over them). The locks are released when the job ends, even if it
+crashes, since the operating system drops them with the process. A job that sees just the cards
+it asked for (a SLURM job) locks nothing; with none, training runs on the CPU.
 
 This module imports no JAX: it must run before JAX picks its devices.
 """
@@ -53,16 +54,31 @@ def set_xla_flags() -> None:
 
 
 @contextlib.contextmanager
-def claim_gpu(poll_seconds: float = 5.0) -> Iterator[str | None]:
-    """Hold a free GPU for the duration of the block (XLA flags set); yield its id, or None."""
+def claim_gpus(count: int = 1, poll_seconds: float = 5.0) -> Iterator[str | None]:
+    """Hold `count` free GPUs for the duration of the block (XLA flags set) and yield their ids
+    as CUDA_VISIBLE_DEVICES now holds them ("3", or "3,5" for two), or None without GPUs.
+
+    A job that sees exactly `count` GPUs (a SLURM job sees its own) takes them without locks.
+    Otherwise it locks free cards one by one; if fewer than `count` are free it gives back
+    those it took and waits, so two jobs never hold half of what each needs.
+    """
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"a training job needs a positive number of GPUs, got gpu={count!r}")
     set_xla_flags()
     gpus = visible_gpus()
-    if len(gpus) <= 1:
-        yield gpus[0] if gpus else None
+    if not gpus:
+        yield None
+        return
+    if len(gpus) < count:
+        raise RuntimeError(f"this job asks for {count} GPUs but sees {len(gpus)} "
+                           f"(CUDA_VISIBLE_DEVICES={','.join(gpus)}): lower the train rule's gpu resource")
+    if len(gpus) == count:
+        yield ",".join(gpus)
         return
     lock_dir = Path(os.environ.get(LOCK_DIR_VARIABLE) or Path(tempfile.gettempdir(), "vitnqs-gpu-locks"))
     lock_dir.mkdir(parents=True, exist_ok=True)
     while True:
+        held = []
         for gpu in gpus:
             handle = open(lock_dir / f"gpu-{gpu}.lock", "w")
             try:
@@ -70,10 +86,18 @@ def claim_gpu(poll_seconds: float = 5.0) -> Iterator[str | None]:
             except BlockingIOError:
                 handle.close()
                 continue
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            held.append((gpu, handle))
+            if len(held) == count:
+                break
+        if len(held) == count:
+            ids = ",".join(gpu for gpu, _ in held)
+            os.environ["CUDA_VISIBLE_DEVICES"] = ids
             try:
-                yield gpu
+                yield ids
             finally:
-                handle.close()  # closing the file releases the lock
+                for _, handle in held:
+                    handle.close()  # closing the file releases the lock
             return
-        time.sleep(poll_seconds)  # every card is taken (another Snakemake on this machine?)
+        for _, handle in held:
+            handle.close()
+        time.sleep(poll_seconds)  # too few cards free (other jobs, another Snakemake?)

@@ -40,6 +40,7 @@ from netket.utils import struct
 from vitnqs import io, provenance, segments
 from vitnqs.config import ConfigError, RunConfig
 from vitnqs.memory import plan_chunks
+from vitnqs.sharding import check_chains_split
 from vitnqs.sr import SymmetricKernelVMC_SR
 from vitnqs.system import build_system, energy_per_site, reference_energy
 
@@ -129,6 +130,7 @@ def build_driver(config: RunConfig, hamiltonian, vstate, sr_on_the_fly: bool | N
 def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -> dict[str, Any]:
     """Train one run into run_dir (resuming if a checkpoint is there) and return its summary."""
     config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    check_chains_split(config.run_id, config.chains)
     run_dir = Path(run_dir)
     _claim_run_directory(config, run_dir)
     logger = _logger(run_dir, quiet)

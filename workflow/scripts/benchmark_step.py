@@ -2,9 +2,9 @@
 
 import contextlib
 
-from vitnqs.gpus import claim_gpu
+from vitnqs.gpus import claim_gpus
 
-with claim_gpu(), open(snakemake.log[0], "w") as log, contextlib.redirect_stdout(log):
+with claim_gpus(), open(snakemake.log[0], "w") as log, contextlib.redirect_stdout(log):
     from vitnqs import benchmark
     from vitnqs.config import RunConfig
 

@@ -1,11 +1,12 @@
-"""Snakemake adapter: train one run on a free GPU (or the CPU) with vitnqs.train.run."""
+"""Snakemake adapter: train one run on free GPUs (the rule's gpu resource, one unless
+`--set-resources train:gpu=N`; the CPU without GPUs) with vitnqs.train.run."""
 
 import sys
 from pathlib import Path
 
-from vitnqs.gpus import claim_gpu
+from vitnqs.gpus import claim_gpus
 
-with claim_gpu():  # sets CUDA_VISIBLE_DEVICES before JAX is imported
+with claim_gpus(int(snakemake.resources.gpu)):  # sets CUDA_VISIBLE_DEVICES before JAX is imported
     from vitnqs.train import TrainingStopped, run
 
     try:
