@@ -152,6 +152,21 @@ def test_fig_learning_curves_keeps_protocols_in_their_own_panels(runs, tiny_runs
     assert panels["4x4, $J_2$ = 0.5, $n_l$ = 1, tiny"].get_xlim()[1] < max(paper_steps) / 10
 
 
+def test_fig_learning_curves_tells_the_seeds_of_a_mechanism_apart(runs, tiny_runs):
+    """Two seeds of t5 in one panel: each curve names its seed and has its own line style; a
+    mechanism with one seed keeps its plain label."""
+    histories = {run_id: io.read_csv(d / "history.csv") for run_id, d in tiny_runs.items()}
+    (run_id,) = [r for r in histories if "_t5_" in r]
+    other_id = run_id.replace("_s0_", "_s1_")
+    other = runs[runs.run_id == run_id].assign(run_id=other_id, seed=1)
+    figure = fig_learning_curves({other_id: histories[run_id], **histories},
+                                 pd.concat([other, runs]))
+    lines = {line.get_label(): line for line in figure.axes[1].get_lines()}
+    assert set(lines) == {"t5, seed 0", "t5, seed 1", "factored"}
+    assert lines["t5, seed 0"].get_linestyle() == "-" and lines["t5, seed 1"].get_linestyle() == "--"
+    assert lines["t5, seed 0"].get_color() == lines["t5, seed 1"].get_color()
+
+
 def test_fig_scaling_uses_benchmarks_when_present(runs):
     timings, source = select_timings(runs, {})
     assert source == "median step time of the runs" and len(timings) == 3

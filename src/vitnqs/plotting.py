@@ -36,6 +36,8 @@ COLORS = {"t5": "tab:blue", "decoupled": "tab:orange", "factored": "tab:green"}
 """One colour per attention mechanism, the same in every figure."""
 
 MARKERS = {"t5": "o", "decoupled": "s", "factored": "^"}
+SEED_LINESTYLES = ("-", "--", ":", "-.")
+"""Line style of a mechanism's first, second, ... seed in a panel (Fig. 2)."""
 """One marker per attention mechanism."""
 
 
@@ -71,8 +73,12 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
             prefix = f"({letter}) " if letter else ""
             suffix = f", {protocol}" if several_protocols else ""
             for attention, group in by_mechanism(panel):
-                for _, curve in group.groupby("run_id"):  # one curve per seed
-                    ax.plot(curve.step, curve.rel, color=COLORS[attention], label=attention)
+                seeds = group.groupby("run_id").seed.first().sort_values()  # run id -> seed
+                for rank, (run_id, seed) in enumerate(seeds.items()):  # one curve per seed
+                    curve = group[group.run_id == run_id]
+                    label = attention if len(seeds) == 1 else f"{attention}, seed {seed:g}"
+                    ax.plot(curve.step, curve.rel, SEED_LINESTYLES[rank % len(SEED_LINESTYLES)],
+                            color=COLORS[attention], label=label)
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
                    title=f"{prefix}{L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}{suffix}")
             legend_once_per_label(ax)
