@@ -242,8 +242,8 @@ def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
     assert lines["t5 (paper)"].get_linestyle() != lines["t5 (short)"].get_linestyle()
     assert list(lines["t5 (paper)"].get_xdata()) == [0, 5000]
     assert list(lines["t5 (paper)"].get_ydata()) == pytest.approx([0.2, 0.015])
-    both = pd.DataFrame([*rows, *(dict(r, attention="decoupled", run_id=r["run_id"].replace("t5", "decoupled"))
-                                 for r in rows)])
+    both = pd.DataFrame([*rows, *(dict(r, attention="decoupled",
+                                       run_id=r["run_id"].replace("t5", "decoupled")) for r in rows)])
     legend = fig_input_dependence(both).axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
         "t5 (paper)", "t5 (short)", "decoupled (paper)", "decoupled (short)"]
@@ -252,7 +252,7 @@ def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
 def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, tiny_runs):
     """The reviewer's question 'which runs are done and which remain', from the files on disk:
     a summary makes a run finished, a checkpointed history one in training."""
-    from vitnqs.tables import format_run_status, table_run_status
+    from vitnqs.tables import format_run_status, table_run_status, training_progress
 
     finished = {run_id: io.read_json(d / "summary.json") for run_id, d in tiny_runs.items()}
     configs = {run_id: summary["config"] for run_id, summary in finished.items()}
@@ -261,8 +261,12 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
                   for name, seed in (("s1", 1), ("s2", 2))}
     configs.update({RunConfig.from_dict(c).run_id: c for c in unfinished.values()})
     ids = {name: RunConfig.from_dict(c).run_id for name, c in unfinished.items()}
+    history = pd.DataFrame({"step": [0, 1, 2], "seconds": [30.0, 2.0, 4.0]})  # compile first
+    segments = pd.DataFrame({"first_step": [0], "device": ["H100 x2"]})
+    progress = training_progress(history, segments)
+    assert progress == {"steps_done": 3, "seconds_per_step": 4.0, "device": "H100 x2"}
     table = table_run_status(configs, {"table1": [t5, ids["s1"]], "fig2": [t5]}, finished,
-                             {ids["s1"]: 3})
+                             {ids["s1"]: progress})
     rows = table.set_index("run_id")
     assert rows.loc[t5, "status"] == "finished" and rows.loc[t5, "groups"] == "table1, fig2"
     assert rows.loc[t5, "energy"] == format_with_error(finished[t5]["energy_per_site"],
@@ -272,6 +276,10 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
     markdown = format_run_status(table)
     assert "5 in all, 3 finished, 1 training, 1 not started" in markdown
     assert "3 / 4" in markdown and "4 / 4" in markdown
+    # the one step left at the recent pace of 4 s
+    assert rows.loc[ids["s1"], "remaining_hours"] == pytest.approx(4.0 / 3600)
+    assert "0.00111 h left at 4 s/step (H100 x2)" in markdown
+    assert pd.isna(rows.loc[ids["s2"], "remaining_hours"])
 
 
 def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(runs):

@@ -8,6 +8,7 @@ the paper with our numbers beside the paper's. Nothing here reads or writes file
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -191,24 +192,38 @@ def _latex_escape(text: str) -> str:
 
 STATUS_COLUMNS = (
     "run_id", "groups", "protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps",
-    "steps_done", "status", "energy", "relative_error",
+    "steps_done", "status", "energy", "relative_error", "seconds_per_step", "device",
+    "remaining_hours",
 )
 """Columns of table_run_status, one row per run of the workflow config."""
 
 
+def training_progress(history: pd.DataFrame, segments: pd.DataFrame | None) -> dict[str, Any]:
+    """How far an unfinished run is, from its checkpointed history.csv and its segments.csv:
+    steps recorded, the median seconds of its last 100 steps and the device that ran them."""
+    return {
+        "steps_done": len(history),
+        "seconds_per_step": float(history["seconds"].tail(100).median()) if len(history) else None,
+        "device": str(segments["device"].iloc[-1]) if segments is not None and len(segments) else "",
+    }
+
+
 def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
-                     summaries: dict[str, dict], steps_done: dict[str, int]) -> pd.DataFrame:
+                     summaries: dict[str, dict], progress: dict[str, dict]) -> pd.DataFrame:
     """Every run of the config and how far it is: 'finished' (a summary, with its energy),
-    'training' (steps of a checkpointed history, fewer than the protocol's) or 'not started'.
+    'training' (steps of a checkpointed history, fewer than the protocol's; with its recent
+    seconds per step, device and the hours left at that pace) or 'not started'.
 
     configs: run id -> its RunConfig mapping; groups: group -> run ids; summaries: run id ->
-    summary.json mapping of the finished runs; steps_done: run id -> steps recorded by the
-    unfinished runs' histories.
+    summary.json mapping of the finished runs; progress: run id -> ``training_progress`` of the
+    unfinished runs that have a history.
     """
     rows = []
     for run_id, config in configs.items():
         summary = summaries.get(run_id)
-        done = config["n_steps"] if summary else steps_done.get(run_id, 0)
+        pace = {} if summary else progress.get(run_id, {})
+        done = config["n_steps"] if summary else pace.get("steps_done", 0)
+        seconds = pace.get("seconds_per_step")
         rows.append({
             **{key: config[key] for key in ("protocol", "L", "J2", "n_layers", "attention",
                                              "seed", "n_steps")},
@@ -219,19 +234,28 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
             "energy": format_with_error(summary["energy_per_site"], summary["energy_error"])
                       if summary else "",
             "relative_error": summary.get("relative_error") if summary else None,
+            "seconds_per_step": seconds,
+            "device": pace.get("device", ""),
+            "remaining_hours": (config["n_steps"] - done) * seconds / 3600 if seconds else None,
         })
     return sort_runs(pd.DataFrame(rows, columns=list(STATUS_COLUMNS)))
 
 
 def format_run_status(table: pd.DataFrame) -> str:
-    """Markdown: a count of finished, training and not-started runs above the table."""
+    """Markdown: a count of finished, training and not-started runs above the table; a run in
+    training says its pace and the hours left at that pace."""
     counts = table["status"].value_counts()
     heading = (f"**Runs of the workflow config**: {len(table)} in all, "
                + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "training", "not started"))
                + "\n\n")
+    pace = [f"{hours:.3g} h left at {seconds:.3g} s/step ({device})" if pd.notna(hours) else ""
+            for hours, seconds, device in zip(table.remaining_hours, table.seconds_per_step,
+                                                table.device)]
     shown = table.assign(
         steps_done=[f"{d} / {n}" for d, n in zip(table.steps_done, table.n_steps)],
         relative_error=table.relative_error.map(format_scientific),
-    ).drop(columns=["n_steps"]).rename(columns={"steps_done": "steps"})
+        remaining=pace,
+    ).drop(columns=["n_steps", "seconds_per_step", "device", "remaining_hours"]).rename(
+        columns={"steps_done": "steps"})
     body = shown.astype(str).to_markdown(index=False, disable_numparse=True)
     return heading + (body if len(table) else "No runs configured.") + "\n"

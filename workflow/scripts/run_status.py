@@ -3,16 +3,18 @@
 from pathlib import Path
 
 from vitnqs import io
-from vitnqs.tables import format_run_status, table_run_status
+from vitnqs.tables import format_run_status, table_run_status, training_progress
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
 summaries = {s["run_id"]: s for s in map(io.read_json, inputs.summaries)}
-steps_done = {  # an unfinished run's history.csv is rewritten with every checkpoint
-    run_dir.name: len(io.read_csv(run_dir / "history.csv", required=("step",)))
+progress = {  # an unfinished run's history.csv is rewritten with every checkpoint
+    run_dir.name: training_progress(
+        io.read_csv(run_dir / "history.csv", required=("step", "seconds")),
+        io.read_csv(run_dir / "segments.csv") if (run_dir / "segments.csv").exists() else None)
     for run_dir in (Path(path).parent.parent for path in inputs.checkpoints)
     if (run_dir / "history.csv").exists()
 }
-table = table_run_status(params.configs, params.groups, summaries, steps_done)
+table = table_run_status(params.configs, params.groups, summaries, progress)
 io.write_csv(snakemake.output.csv, table)  # noqa: F821
 io.write_atomic(snakemake.output.md, format_run_status(table).encode())  # noqa: F821
 io.write_atomic(snakemake.log[0], f"run_status: {len(table)} runs\n".encode())  # noqa: F821
