@@ -10,8 +10,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from train_helpers import copy_tree, planned_jobs, snakemake, tree_state, write_yaml
@@ -194,3 +196,30 @@ def test_committed_runs_render_without_training_on_a_fresh_clone(quick, tmp_path
     assert {p: p.stat().st_mtime for p in summaries} == summaries
     for name in FIGURES:
         assert (clone / "results" / name).exists(), name
+
+
+@pytest.mark.timeout(600)
+def test_analyse_command_writes_what_the_analysis_rule_wrote(quick, tmp_path):
+    """`vitnqs analyse` (for a GPU machine without Snakemake) given the workflow's config files:
+    the same index and the same settings in its provenance record as the rule's file."""
+    tree, configs, result, _ = quick
+    assert result.returncode == 0, result.stdout[-3000:]
+    rule_file = sorted(tree.glob("results-quick/analysis/input_dependence/*.csv"))[0]
+    run_dir = tree / "results-quick/runs" / rule_file.stem
+    elsewhere = write_yaml(tmp_path / "elsewhere.yaml", {"results": str(tmp_path / "out")})
+    files = ["config/config.yaml", *configs, elsewhere]
+    command = [sys.executable, "-m", "vitnqs.cli", "analyse", "input_dependence", str(run_dir),
+               *(arg for path in files for arg in ("--config", path))]
+    done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ours = tmp_path / "out/analysis/input_dependence" / rule_file.name
+    assert done.stdout.strip() == str(ours)
+    pd.testing.assert_frame_equal(io.read_csv(ours), io.read_csv(rule_file))
+
+    def settings(path):
+        return io.read_json(path.with_name(path.stem + ".provenance.json"))["settings"]
+
+    assert settings(ours)["sampling"] == settings(rule_file)["sampling"]
+    unfinished = subprocess.run([*command[:5], str(tmp_path)], cwd=tree, capture_output=True,
+                                text=True, timeout=600)
+    assert unfinished.returncode == 2 and "no summary.json" in unfinished.stderr

@@ -1,4 +1,5 @@
-"""Command line: ``vitnqs train RUN_CONFIG RUN_DIR``. Parses arguments only."""
+"""Command line: ``vitnqs train RUN_CONFIG RUN_DIR``, ``vitnqs analyse JOB RUN_DIR``, and the
+step benchmarks. Parses arguments only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from vitnqs.analysis_jobs import OUTPUTS
 from vitnqs.gpus import set_xla_flags
 
 
@@ -41,7 +43,17 @@ def main(argv: list[str] | None = None) -> int:
                          help="one vitnqs trajectory; at every 20th step NetKet's VMC_SR computes "
                               "its energy and update from the same state and samples "
                               "(vitnqs.shadow)")
+    analyse = commands.add_parser(
+        "analyse", help="an analysis job of the workflow on one finished run, without Snakemake: "
+                        "the file and provenance record its rule writes, with the same settings")
+    analyse.add_argument("job", choices=sorted(OUTPUTS), help="the analysis rule to run")
+    analyse.add_argument("run_dir", type=Path, help="a finished run's folder (with summary.json)")
+    analyse.add_argument("--config", type=Path, action="append", default=None,
+                         help="workflow config file, repeatable, merged in order as Snakemake "
+                              "merges --configfile (default config/config.yaml)")
     args = parser.parse_args(argv)
+    if args.command == "analyse":
+        return _analyse(args.job, args.run_dir, args.config or [Path("config/config.yaml")])
 
     from vitnqs import io
     from vitnqs.config import ConfigError, RunConfig
@@ -99,6 +111,29 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as stop:
         print(f"vitnqs: training {stop}", file=sys.stderr)
         return 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
+    return 0
+
+
+def _analyse(job: str, run_dir: Path, config_files: list[Path]) -> int:
+    """Run one analysis job as its rule does; print the file written."""
+    from vitnqs import analysis_jobs, io
+
+    summary = run_dir / "summary.json"
+    if not summary.exists():
+        print(f"vitnqs: {run_dir} has no summary.json: only finished runs are analysed",
+              file=sys.stderr)
+        return 2
+    config: dict = {}
+    for path in config_files:
+        config = analysis_jobs.merge_configs(config, io.read_yaml(path))
+    settings = analysis_jobs.analysis_settings(config)
+    sampling = analysis_jobs.sampling_settings(settings)
+    out = analysis_jobs.output_path(config.get("results", "results"), job, run_dir.name)
+    if job == "input_dependence":
+        analysis_jobs.write_input_dependence(summary, out, sampling)
+    else:
+        analysis_jobs.write_freeze_ablation(summary, out, sampling, settings["n_samples_energy"])
+    print(out)
     return 0
 
 

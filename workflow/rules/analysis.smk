@@ -7,41 +7,16 @@
 #
 # Uses from common.smk: RESULTS, RUNS, runs_where(**filters), runs_selected_by(name, filters),
 # run_path(run_id, name), provenance_of(path).
-# Config key `analysis` (optional; every sub-key defaults to ANALYSIS_DEFAULTS below).
-import os
+# Config key `analysis` (optional; every sub-key defaults to vitnqs.analysis_jobs.ANALYSIS_DEFAULTS).
+from vitnqs.analysis_jobs import analysis_settings, output_path, sampling_settings
 
-ANALYSIS_DEFAULTS = {
-    # Sampling of each state (vitnqs.analysis.Sampling): M = 6000 as for the paper's Fig. 4.
-    "n_samples": 6000,
-    "n_chains": 600,
-    "n_discard_per_chain": 20,  # sweeps; fresh chains start from random Sz = 0 states
-    "seed": 0,
-    "chunk_size": 1000,
-    # Freeze ablation: fresh samples per energy estimate (frozen and unfrozen network each).
-    "n_samples_energy": 120000,
-    # Which finished runs make Fig. 4 (6x6, n_l = 1, J2 = 0.5) and the index-vs-L figure.
-    "fig4_runs": {"L": 6, "J2": 0.5, "n_layers": 1},
-    "size_runs": {"J2": 0.5, "n_layers": 4},
-    # Which query-key runs get the freeze ablation: two energy estimates per run, a CPU job of
-    # minutes for n_l = 1 at L = 6, of half an hour or more for n_l = 4 (widen it on a GPU).
-    "ablation_runs": {"L": 6, "n_layers": 1},
-    # Sec. 4.3: full Sz = 0 sector on L_full, exact dimer samples on L_sampled, J/J' = 0.5.
-    "shastry_sutherland": {
-        "L_full": 4, "L_sampled": 6, "J": 0.5, "J_dimer": 1.0, "n_samples": 1000, "seed": 0,
-    },
-}
-ANALYSIS = {**ANALYSIS_DEFAULTS, **config.get("analysis", {})}
-ANALYSIS["shastry_sutherland"] = {  # one changed field keeps the others' defaults
-    **ANALYSIS_DEFAULTS["shastry_sutherland"], **ANALYSIS["shastry_sutherland"]
-}
-SAMPLING = {
-    key: ANALYSIS[key]
-    for key in ("n_samples", "n_chains", "n_discard_per_chain", "seed", "chunk_size")
-}
+# Defaults and the merge live in vitnqs.analysis_jobs (ANALYSIS_DEFAULTS), shared with `vitnqs analyse`.
+ANALYSIS = analysis_settings(config)
+SAMPLING = sampling_settings(ANALYSIS)
 ANALYSIS_DIR = f"{RESULTS}/analysis"
 MAPS = f"{ANALYSIS_DIR}/attention_maps/{{run}}.npz"
-INPUT_DEPENDENCE = f"{ANALYSIS_DIR}/input_dependence/{{run}}.csv"
-FREEZE_ABLATION = f"{ANALYSIS_DIR}/freeze_ablation/{{run}}.json"
+INPUT_DEPENDENCE = str(output_path(RESULTS, "input_dependence", "{run}"))
+FREEZE_ABLATION = str(output_path(RESULTS, "freeze_ablation", "{run}"))
 
 
 # Runs whose training finished (common.smk: summary.json on disk, or every run with

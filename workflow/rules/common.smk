@@ -11,6 +11,7 @@ import sys
 
 from snakemake.utils import min_version
 
+from vitnqs.analysis_jobs import provenance_path
 from vitnqs.config import ConfigError
 from vitnqs.gpus import visible_gpus
 from vitnqs.workflow_config import build_benchmark_runs, build_run_grid
@@ -69,7 +70,7 @@ def runs_selected_by(name, filters):
 def provenance_of(path):
     """The record beside an analysis file (vitnqs.provenance.recorded): commit, device,
     versions, wall seconds and settings, e.g. freeze_ablation/RUN.provenance.json."""
-    return os.path.splitext(path)[0] + ".provenance.json"
+    return str(provenance_path(path))
 
 
 def run_path(run_id, name):

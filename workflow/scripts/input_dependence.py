@@ -1,13 +1,8 @@
-"""Adapter: input-dependence index at every snapshot of one run -> .csv."""
+"""Adapter: input-dependence index at every snapshot of one run -> .csv (vitnqs.analysis_jobs)."""
 import sys
-from pathlib import Path
 
-from vitnqs import io, provenance
-from vitnqs.analysis import Sampling, input_dependence
+from vitnqs.analysis_jobs import write_input_dependence
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-sampling = snakemake.params.sampling  # noqa: F821
-with provenance.recorded(snakemake.output.provenance, run=snakemake.input.summary,  # noqa: F821
-                         sampling=sampling):
-    run_dir = Path(snakemake.input.summary).parent  # noqa: F821
-    io.write_csv(snakemake.output[0], input_dependence(run_dir, Sampling(**sampling)))  # noqa: F821
+write_input_dependence(snakemake.input.summary, snakemake.output[0],  # noqa: F821
+                       snakemake.params.sampling)  # noqa: F821
