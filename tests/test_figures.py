@@ -68,6 +68,7 @@ def test_table_energies_puts_the_paper_beside_ours(runs):
     assert sixes.paper_n_params.tolist()[1:] == [184_260, 154_980]
     assert sixes.J2.iloc[0] == 0.0 and pd.isna(sixes.paper_energy.iloc[0])
     assert table_energies(runs.assign(L=6, **{**PAPER_NETWORK, "n_layers": 1})).paper.eq("").all()
+    assert table_energies(runs.assign(L=6, J2=0, **PAPER_NETWORK)).paper.eq("").all()  # int J2
     assert set(PAPER_TABLE1.L) == {6, 10}
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from vitnqs.paper import PAPER_TABLE1, PAPER_TABLE1_KEYS
 from vitnqs.config import MECHANISMS
+from vitnqs.paper import PAPER_TABLE1, PAPER_TABLE1_KEYS
 from vitnqs.tables import format_scientific, format_with_error
 
 SYSTEM_KEYS = ["L", "J2", "n_layers", "d_model", "n_heads", "protocol", "n_steps", "n_samples"]

@@ -105,8 +105,9 @@ def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
     """Table 1: per L and mechanism, our energy, accuracy and cost beside the paper's; a run
     beside the paper's row only where the system and the network are the paper's (another J2,
     depth or width has no paper value)."""
-    paper = PAPER_TABLE1.astype({key: runs[key].dtype for key in PAPER_TABLE1_KEYS})
-    table = runs.merge(paper, on=PAPER_TABLE1_KEYS, how="left")
+    # the keys in the paper table's types (J2 = 0 read as an integer must not become 0.5's type)
+    keyed = runs.astype({key: PAPER_TABLE1[key].dtype for key in PAPER_TABLE1_KEYS})
+    table = keyed.merge(PAPER_TABLE1, on=PAPER_TABLE1_KEYS, how="left")
     table = table.assign(
         energy=[format_with_error(v, e) for v, e in zip(table.energy_per_site, table.energy_error)],
         paper=[format_with_error(v, e) for v, e in zip(table.paper_energy, table.paper_energy_error)],
