@@ -7,10 +7,10 @@
 #
 # Uses from common.smk: RESULTS, RUNS, runs_where(**filters), runs_selected_by(name, filters),
 # run_path(run_id, name), provenance_of(path).
-# Config key `analysis` (optional; every sub-key defaults to vitnqs.analysis_jobs.ANALYSIS_DEFAULTS).
+# Config key `analysis` (optional; every sub-key defaults to vitnqs.analysis_jobs.ANALYSIS_DEFAULTS,
+# shared with `vitnqs analyse`, which runs the sampling jobs below without Snakemake).
 from vitnqs.analysis_jobs import analysis_settings, output_path, sampling_settings
 
-# Defaults and the merge live in vitnqs.analysis_jobs (ANALYSIS_DEFAULTS), shared with `vitnqs analyse`.
 ANALYSIS = analysis_settings(config)
 SAMPLING = sampling_settings(ANALYSIS)
 ANALYSIS_DIR = f"{RESULTS}/analysis"
