@@ -248,6 +248,14 @@ def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
     legend = fig_input_dependence(both).axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
         "t5 (paper)", "t5 (short)", "decoupled (paper)", "decoupled (short)"]
+    # a second seed of t5 under `paper`: its own marker, both seeds named
+    seed1 = [dict(r, run_id=r["run_id"].replace("_s0_", "_s1_"), index=r["index"] / 2)
+             for r in rows if r["run_id"] == "L6_J0.5_nl4_t5_s0_paper"]
+    lines = {line.get_label(): line
+             for line in fig_input_dependence(pd.DataFrame(rows + seed1)).axes[0].get_lines()}
+    assert set(lines) == {"t5 (paper, seed 0)", "t5 (paper, seed 1)", "t5 (short)"}
+    assert lines["t5 (paper, seed 0)"].get_marker() != lines["t5 (paper, seed 1)"].get_marker()
+    assert list(lines["t5 (paper, seed 1)"].get_ydata()) == pytest.approx([0.1, 0.0075])
 
 
 def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, tiny_runs):

@@ -77,3 +77,17 @@ def test_groups_giving_one_run_two_configs_are_both_named(config):
     config["groups"]["fig4"][0]["snapshot_steps"] = [0, 100]
     with pytest.raises(ConfigError, match=r"groups\.fig2\[5\] and groups\.fig4\[0\].*snapshot_steps"):
         build_run_grid(config)
+
+
+def test_a_run_id_reads_back_as_the_fields_it_names():
+    """The analysis files carry only run ids; the figures read protocol and seed back from them."""
+    from vitnqs.config import RunConfig, parse_run_id
+
+    for fields in ({"L": 6, "J2": 0.5, "n_layers": 4, "attention": "t5", "seed": 1,
+                    "protocol": "paper"},
+                   {"L": 4, "J2": -0.25, "n_layers": 1, "attention": "factored", "seed": 12,
+                    "protocol": "re-duced"}):
+        run_id = RunConfig.from_dict({**fields, "d_model": 8, "n_heads": 2}).run_id
+        assert parse_run_id(run_id) == fields
+    with pytest.raises(ConfigError, match="not a run id"):
+        parse_run_id("L6_t5_paper")

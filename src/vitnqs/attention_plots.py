@@ -13,8 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from vitnqs.config import parse_run_id  # noqa: E402
 from vitnqs.plotting import COLORS, by_mechanism, legend_once_per_label  # noqa: E402
 
+SEED_MARKERS = ("o", "s", "^", "D")
+"""Marker of a mechanism's first, second, ... seed under one protocol (input dependence vs step)."""
 SNAPSHOT_NAMES = ("initialization", "optimized")
 """Row titles of the two snapshots (step 0 and the last step)."""
 
@@ -52,17 +55,19 @@ def fig4(t5_maps: dict | None, decoupled_maps: dict | None, layer: int = 0) -> p
     return fig
 
 
-def _protocols(run_ids: pd.Series) -> pd.Series:
-    """The protocol of each run: its run id's suffix (L6_J0.5_nl4_t5_s0_paper -> paper)."""
-    return run_ids.str.rsplit("_", n=1).str[-1]
+def _with_protocol_and_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with each row's protocol and seed, read from its run id (the analysis files
+    carry only the run id)."""
+    fields = [parse_run_id(run_id) for run_id in frame["run_id"]]
+    return frame.assign(protocol=[f["protocol"] for f in fields], seed=[f["seed"] for f in fields])
 
 
 def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
     """Index (mean over layers and heads, 'attention' term) vs optimization step: one panel per
-    system (L, J2, n_l), one colour per mechanism, one line style per protocol (the run id's
-    suffix), one line per run."""
+    system (L, J2, n_l), one colour per mechanism, one line style per protocol, one line per run
+    (seeds of one mechanism and protocol: one marker each, the seed in the label)."""
     per_head = frame[(frame["term"] == "attention") & (frame["head"].astype(str) != "mean")]
-    per_head = per_head.assign(protocol=_protocols(per_head["run_id"]))
+    per_head = _with_protocol_and_seed(per_head)
     panels = per_head.groupby(["L", "J2", "n_layers"], sort=True)
     styles = dict(zip(sorted(per_head["protocol"].unique()), ("-", "--", ":", "-.")))
     n_cols = min(3, panels.ngroups)
@@ -71,10 +76,14 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
                              squeeze=False, layout="constrained")
     for ax, ((L, J2, n_layers), panel) in zip(axes.flat, panels):
         for attention, mechanism in by_mechanism(panel):
-            for (_, protocol), run in mechanism.groupby(["run_id", "protocol"]):
-                curve = run.groupby("step")["index"].mean()
-                ax.plot(curve.index, curve.values, styles[protocol], marker="o", ms=3,
-                        color=COLORS.get(attention), label=f"{attention} ({protocol})")
+            for protocol, runs in mechanism.groupby("protocol"):
+                seeds = sorted(runs["seed"].unique())
+                for seed, run in runs.groupby("seed"):
+                    curve = run.groupby("step")["index"].mean()
+                    name = f"{protocol}, seed {seed}" if len(seeds) > 1 else protocol
+                    ax.plot(curve.index, curve.values, styles[protocol], ms=3,
+                            marker=SEED_MARKERS[seeds.index(seed) % len(SEED_MARKERS)],
+                            color=COLORS.get(attention), label=f"{attention} ({name})")
         legend_once_per_label(ax, fontsize=6)  # one entry per mechanism and protocol
         ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("log")
@@ -95,7 +104,7 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     selected = table
     for column, value in runs.items():
         selected = selected[selected[column] == value]
-    selected = selected.assign(protocol=_protocols(selected["run_id"]))
+    selected = _with_protocol_and_seed(selected)
     protocols = sorted(selected["protocol"].unique())
     markers = dict(zip(protocols, "os^D")) if len(protocols) > 1 else {}
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")

@@ -262,6 +262,24 @@ class RunConfig:
         return f"L{self.L}_J{self.J2:g}_nl{self.n_layers}_{self.attention}_s{self.seed}_{self.protocol}"
 
 
+RUN_ID_PATTERN = re.compile(
+    r"L(?P<L>\d+)_J(?P<J2>[-+.\deE]+)_nl(?P<n_layers>\d+)_(?P<attention>[a-z0-9]+)"
+    r"_s(?P<seed>\d+)_(?P<protocol>[A-Za-z0-9-]+)"
+)
+"""RunConfig.run_id's format, read back by parse_run_id."""
+
+
+def parse_run_id(run_id: str) -> dict[str, Any]:
+    """The fields a run id names (RunConfig.run_id read back): L, J2, n_layers, attention, seed,
+    protocol. For files that carry only the run id (the analysis tables)."""
+    match = RUN_ID_PATTERN.fullmatch(run_id)
+    if match is None:
+        raise ConfigError(f"{run_id!r} is not a run id like L6_J0.5_nl4_t5_s0_paper")
+    fields = match.groupdict()
+    return {**fields, "L": int(fields["L"]), "J2": float(fields["J2"]),
+            "n_layers": int(fields["n_layers"]), "seed": int(fields["seed"])}
+
+
 def _geomspace(start: float, stop: float, num: int) -> list[float]:
     if stop <= start:
         return [float(stop)]
