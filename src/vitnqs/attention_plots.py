@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from vitnqs.config import parse_run_id  # noqa: E402
-from vitnqs.plotting import COLORS, by_mechanism, legend_once_per_label  # noqa: E402
+from vitnqs.plotting import COLORS, by_mechanism, by_seed, legend_once_per_label  # noqa: E402
 
 SEED_MARKERS = ("o", "s", "^", "D")
 """Marker of a mechanism's first, second, ... seed under one protocol (input dependence vs step)."""
@@ -77,12 +77,12 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
     for ax, ((L, J2, n_layers), panel) in zip(axes.flat, panels):
         for attention, mechanism in by_mechanism(panel):
             for protocol, runs in mechanism.groupby("protocol"):
-                seeds = sorted(runs["seed"].unique())
-                for seed, run in runs.groupby("seed"):
+                several = runs.run_id.nunique() > 1
+                for rank, seed, run in by_seed(runs):
                     curve = run.groupby("step")["index"].mean()
-                    name = f"{protocol}, seed {seed}" if len(seeds) > 1 else protocol
+                    name = f"{protocol}, seed {seed}" if several else protocol
                     ax.plot(curve.index, curve.values, styles[protocol], ms=3,
-                            marker=SEED_MARKERS[seeds.index(seed) % len(SEED_MARKERS)],
+                            marker=SEED_MARKERS[rank % len(SEED_MARKERS)],
                             color=COLORS.get(attention), label=f"{attention} ({name})")
         legend_once_per_label(ax, fontsize=6)  # one entry per mechanism and protocol
         ax.set_xscale("symlog", linthresh=1)

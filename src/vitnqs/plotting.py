@@ -36,9 +36,10 @@ COLORS = {"t5": "tab:blue", "decoupled": "tab:orange", "factored": "tab:green"}
 """One colour per attention mechanism, the same in every figure."""
 
 MARKERS = {"t5": "o", "decoupled": "s", "factored": "^"}
+"""One marker per attention mechanism."""
+
 SEED_LINESTYLES = ("-", "--", ":", "-.")
 """Line style of a mechanism's first, second, ... seed in a panel (Fig. 2)."""
-"""One marker per attention mechanism."""
 
 
 FIG2_PANELS = {(6, 0.0, 1): "a", (6, 0.0, 4): "b", (6, 0.5, 1): "c", (6, 0.5, 4): "d"}
@@ -73,10 +74,9 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
             prefix = f"({letter}) " if letter else ""
             suffix = f", {protocol}" if several_protocols else ""
             for attention, group in by_mechanism(panel):
-                seeds = group.groupby("run_id").seed.first().sort_values()  # run id -> seed
-                for rank, (run_id, seed) in enumerate(seeds.items()):  # one curve per seed
-                    curve = group[group.run_id == run_id]
-                    label = attention if len(seeds) == 1 else f"{attention}, seed {seed:g}"
+                several = group.run_id.nunique() > 1
+                for rank, seed, curve in by_seed(group):  # one curve per seed
+                    label = f"{attention}, seed {seed:g}" if several else attention
                     ax.plot(curve.step, curve.rel, SEED_LINESTYLES[rank % len(SEED_LINESTYLES)],
                             color=COLORS[attention], label=label)
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
@@ -167,6 +167,14 @@ def by_mechanism(frame: pd.DataFrame):
         group = frame[frame.attention == attention].sort_values("L")
         if not group.empty:
             yield attention, group
+
+
+def by_seed(frame: pd.DataFrame):
+    """(rank, seed, rows) of each run in the frame (one mechanism's seeds in a panel), lowest
+    seed first: rank picks the seed's line style or marker."""
+    seeds = frame.groupby("run_id")["seed"].first().sort_values()
+    for rank, (run_id, seed) in enumerate(seeds.items()):
+        yield rank, seed, frame[frame.run_id == run_id]
 
 
 def _panel_grid(n_panels: int, sharex: bool = True):

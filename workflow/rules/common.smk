@@ -104,6 +104,12 @@ def get_all_summaries():
     return [run_path(run_id, "summary.json") for run_id in RUNS]
 
 
+def finished_summaries():
+    """summary.json of every run of the grid that has finished (all of them with
+    require_all_runs): the input of tables that cover every group."""
+    return [run_path(run_id, "summary.json") for run_id in finished_runs(RUNS)]
+
+
 def get_benchmarks():
     """Timing tables written by the benchmark, if any: results/benchmarks/*.csv."""
     return sorted(glob.glob(f"{RESULTS}/benchmarks/*.csv"))

@@ -21,7 +21,7 @@ rule table1:
 # seeds and the spreads over seeds and over mechanisms (vitnqs.agreement), from every finished run.
 rule mechanism_agreement:
     input:
-        summaries=[run_path(run_id, "summary.json") for run_id in finished_runs(RUNS)],
+        summaries=finished_summaries(),
         code="src/vitnqs/agreement.py",
     output:
         csv=report(f"{RESULTS}/tables/mechanism_agreement.csv",
@@ -39,7 +39,7 @@ rule mechanism_agreement:
 # answer to 'what remains', from the files themselves rather than from notes.
 rule run_status:
     input:
-        summaries=[run_path(run_id, "summary.json") for run_id in finished_runs(RUNS)],
+        summaries=finished_summaries(),
         checkpoints=checkpoints_of_unfinished_runs(),
         # the table lists every configured run: a run added to (or removed from) the config
         # changes it before any run file exists, and Snakemake's params trigger did not rerun it
