@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -166,6 +167,51 @@ def test_fig_learning_curves_tells_the_seeds_of_a_mechanism_apart(runs, tiny_run
     assert set(lines) == {"t5, seed 0", "t5, seed 1", "factored"}
     assert lines["t5, seed 0"].get_linestyle() == "-" and lines["t5, seed 1"].get_linestyle() == "--"
     assert lines["t5, seed 0"].get_color() == lines["t5, seed 1"].get_color()
+
+
+def test_fig_learning_curves_draws_running_means_over_long_runs(runs, tiny_runs):
+    """A 2000-step run's panel draws each step faintly and, labelled, the relative error of
+    the energy's running mean over 20 steps; a short run's panel keeps its one line per run."""
+    histories = {run_id: io.read_csv(d / "history.csv") for run_id, d in tiny_runs.items()}
+    (run_id,) = [r for r in histories if "_t5_" in r]
+    rng = np.random.default_rng(0)
+    steps = np.arange(2000)
+    energy = -0.5 + 0.1 * np.exp(-steps / 300) + 1e-3 * rng.standard_normal(steps.size)
+    long_id = run_id.replace("_tiny", "_paper")
+    long_run = runs[runs.run_id == run_id].assign(run_id=long_id, protocol="paper", n_steps=2000)
+    figure = fig_learning_curves({**histories, long_id: pd.DataFrame({"step": steps, "energy": energy})},
+                                 pd.concat([runs, long_run]))
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
+    raw, mean = panels["4x4, $J_2$ = 0.5, $n_l$ = 1, paper"].get_lines()
+    reference = long_run.reference_energy.iloc[0]
+    assert raw.get_alpha() == 0.2 and raw.get_label().startswith("_")  # not in the legend
+    np.testing.assert_allclose(raw.get_ydata(), np.abs((reference - energy) / reference))
+    expected = np.abs((reference - pd.Series(energy).rolling(20).mean()) / reference)
+    np.testing.assert_allclose(mean.get_ydata(), expected)  # NaN for the first 19 steps
+    assert mean.get_label() == "t5" and mean.get_color() == raw.get_color()
+    assert np.nanstd(np.diff(mean.get_ydata())) < np.std(np.diff(raw.get_ydata())) / 4
+    texts = [t.get_text() for t in panels["4x4, $J_2$ = 0.5, $n_l$ = 1, paper"].texts]
+    assert texts == ["lines: running mean of 20 steps; faint: each step"]
+    short = panels["4x4, $J_2$ = 0.5, $n_l$ = 1, tiny"]
+    assert len(short.get_lines()) == 2 and not short.texts
+
+
+def test_fig_learning_curves_shades_the_papers_final_errors_for_its_system(runs, tiny_runs):
+    """A run of the paper's Table 1 system and network gets a band from the lowest to the
+    highest of the paper's three relative errors there; the tiny 4x4 panel gets none."""
+    histories = {run_id: io.read_csv(d / "history.csv") for run_id, d in tiny_runs.items()}
+    (run_id,) = [r for r in histories if "_t5_" in r]
+    as_paper = runs[runs.run_id == run_id].assign(
+        run_id="as_paper", L=6, J2=0.5, **PAPER_NETWORK, reference_energy=-0.50380965)
+    figure = fig_learning_curves({**histories, "as_paper": histories[run_id]},
+                                 pd.concat([runs, as_paper]))
+    bands = {ax.get_title(): [p for p in ax.patches if p.get_label() == "paper (Table 1)"]
+             for ax in figure.axes if ax.get_visible()}
+    (band,) = bands.pop("(d) 6x6, $J_2$ = 0.5, $n_l$ = 4")
+    low, high = band.get_path().transformed(band.get_patch_transform()).get_extents().intervaly
+    errors = (-0.50380965 - PAPER_TABLE1.paper_energy[PAPER_TABLE1.L == 6]) / -0.50380965
+    assert (low, high) == pytest.approx((errors.min(), errors.max()))  # 1.12e-3 .. 1.25e-3
+    assert all(not patches for patches in bands.values())
 
 
 def test_fig_scaling_uses_benchmarks_when_present(runs):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from vitnqs.config import MECHANISMS
-from vitnqs.paper import PAPER_TABLE1, PAPER_TABLE1_KEYS
+from vitnqs.paper import paper_energies
 from vitnqs.tables import format_scientific, format_with_error
 
 SYSTEM_KEYS = ["L", "J2", "n_layers", "d_model", "n_heads", "protocol", "n_steps", "n_samples"]
@@ -31,12 +31,6 @@ AGREEMENT_COLUMNS = (
 def _spread(energies: pd.Series, reference: float) -> float:
     """(highest - lowest) / |reference|; NaN for fewer than two energies."""
     return (energies.max() - energies.min()) / abs(reference) if len(energies) > 1 else float("nan")
-
-
-def _paper_energies(run: pd.Series) -> pd.Series:
-    """The paper's Table 1 energies of this run's system and network (empty if it has none)."""
-    same = (PAPER_TABLE1[key] == run[key] for key in PAPER_TABLE1_KEYS if key != "attention")
-    return PAPER_TABLE1.paper_energy[pd.concat(same, axis=1).all(axis=1)]
 
 
 def table_agreement(runs: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +53,7 @@ def table_agreement(runs: pd.DataFrame) -> pd.DataFrame:
                 "mean_relative_error": abs((seeds.energy_per_site.mean() - reference) / reference),
                 "seed_spread": _spread(seeds.energy_per_site, reference),
                 "mechanism_spread": mechanisms,
-                "paper_spread": _spread(_paper_energies(lowest), reference),
+                "paper_spread": _spread(paper_energies(lowest), reference),
             })
     table = pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
     order = table.attention.map({m: i for i, m in enumerate(MECHANISMS)})

@@ -30,3 +30,10 @@ PAPER_SECONDS_PER_STEP = pd.DataFrame(
 
 PAPER_TIMING_LABEL = "paper (A100, M = 6000)"
 """Legend label of PAPER_SECONDS_PER_STEP."""
+
+
+def paper_energies(run) -> pd.Series:
+    """The paper's Table 1 energies, one per mechanism, of the system and network of ``run`` (a
+    summary row; its mechanism is not matched): empty where the paper has none."""
+    same = (PAPER_TABLE1[key] == run[key] for key in PAPER_TABLE1_KEYS if key != "attention")
+    return PAPER_TABLE1.paper_energy[pd.concat(same, axis=1).all(axis=1)]

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from vitnqs.config import MECHANISMS  # noqa: E402
-from vitnqs.paper import PAPER_SECONDS_PER_STEP, PAPER_TIMING_LABEL  # noqa: E402
+from vitnqs.paper import PAPER_SECONDS_PER_STEP, PAPER_TIMING_LABEL, paper_energies  # noqa: E402
 from vitnqs.tables import describe_protocols  # noqa: E402
 
 STYLE = {
@@ -45,17 +45,28 @@ SEED_LINESTYLES = ("-", "--", ":", "-.")
 FIG2_PANELS = {(6, 0.0, 1): "a", (6, 0.0, 4): "b", (6, 0.5, 1): "c", (6, 0.5, 4): "d"}
 """The paper's Fig. 2 panel letter of each (L, J2, n_l); other panels carry no letter."""
 
+SMOOTH_FROM_STEPS = 1000
+"""Fig. 2 panels of runs this long draw each step faintly and, over it, the running mean of the
+energy over 1/100 of the steps: at 5000 steps the per-step noise (~1e-3 relative) hides how
+curves 1e-4 apart differ. Shorter panels draw each step only."""
+
 
 def relative_error(energy, reference):
     """|(E0 - E) / E0| of an energy per site against the reference E0."""
     return ((reference - energy) / reference).abs()
 
 
+def smoothing_window(n_steps: int) -> int:
+    """Steps in Fig. 2's running mean for a panel whose longest run has ``n_steps`` (1: none)."""
+    return n_steps // 100 if n_steps >= SMOOTH_FROM_STEPS else 1
+
+
 def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) -> Figure:
     """Fig. 2: relative error vs optimization step, one panel per (L, J2, n_l) and protocol, a
     curve per mechanism (and seed). Protocols never share a panel or an x axis: 300 steps of
     `short` beside 5000 of `paper` would squash the one or hide the other; with several
-    protocols each panel's title names its own."""
+    protocols each panel's title names its own. Long panels add running means
+    (``SMOOTH_FROM_STEPS``), and say so inside the panel."""
     stacked = pd.concat(
         [history[["step", "energy"]].assign(run_id=run_id) for run_id, history in histories.items()]
         or [pd.DataFrame(columns=["step", "energy", "run_id"])],
@@ -73,12 +84,27 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
             letter = FIG2_PANELS.get((L, J2, n_layers))
             prefix = f"({letter}) " if letter else ""
             suffix = f", {protocol}" if several_protocols else ""
+            window = smoothing_window(int(panel.n_steps.max()))
             for attention, group in by_mechanism(panel):
                 several = group.run_id.nunique() > 1
                 for rank, seed, curve in by_seed(group):  # one curve per seed
                     label = f"{attention}, seed {seed:g}" if several else attention
-                    ax.plot(curve.step, curve.rel, SEED_LINESTYLES[rank % len(SEED_LINESTYLES)],
+                    style = SEED_LINESTYLES[rank % len(SEED_LINESTYLES)]
+                    if window == 1:
+                        ax.plot(curve.step, curve.rel, style, color=COLORS[attention], label=label)
+                        continue
+                    ax.plot(curve.step, curve.rel, style, color=COLORS[attention], alpha=0.2,
+                            linewidth=0.5)
+                    mean = curve.energy.rolling(window).mean()
+                    ax.plot(curve.step, relative_error(mean, curve.reference_energy), style,
                             color=COLORS[attention], label=label)
+            paper = relative_error(paper_energies(panel.iloc[0]), panel.reference_energy.iloc[0])
+            if len(paper):  # the paper's Table 1 has this system and network
+                ax.axhspan(paper.min(), paper.max(), color="grey", alpha=0.35, linewidth=0,
+                           label="paper (Table 1)")
+            if window > 1:
+                ax.text(0.02, 0.02, f"lines: running mean of {window} steps; faint: each step",
+                        transform=ax.transAxes, fontsize="x-small", va="bottom")
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
                    title=f"{prefix}{L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}{suffix}")
             legend_once_per_label(ax)
