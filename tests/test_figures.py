@@ -230,6 +230,25 @@ def test_fig_scaling_uses_benchmarks_when_present(runs):
     assert {"t5", "factored", "netket", "vitnqs"} <= labels  # colours and line styles
 
 
+def test_fig_scaling_sets_the_papers_accuracy_beside_runs_of_its_network(runs):
+    """Runs of the paper's network at L = 6 and 10 get the paper's Table 1 relative errors
+    (against the runs' references) as dotted open-marker lines, one per mechanism, and one
+    legend entry for them; the tiny 4x4 runs get none."""
+    references = {6: -0.50380965, 10: -0.497715}
+    as_paper = pd.concat([runs.assign(L=L, J2=0.5, **PAPER_NETWORK, reference_energy=reference)
+                          for L, reference in references.items()])
+    left = fig_scaling(as_paper, *select_timings(as_paper, {})).axes[0]
+    dotted = {line.get_color(): line for line in left.get_lines() if line.get_linestyle() == ":"}
+    assert len(dotted) == 3
+    t5 = PAPER_TABLE1[PAPER_TABLE1.attention == "t5"].set_index("L").paper_energy
+    expected = [abs((references[L] - t5[L]) / references[L]) for L in (6, 10)]
+    np.testing.assert_allclose(dotted["tab:blue"].get_ydata(), expected)  # 1.25e-3, 1.39e-3
+    assert "paper (Table 1, 5000 steps, M = 6000)" in figure_labels(left)
+    tiny = fig_scaling(runs, *select_timings(runs, {})).axes[0]
+    assert not any(line.get_linestyle() == ":" for line in tiny.get_lines())
+    assert not any(label.startswith("paper") for label in figure_labels(tiny))
+
+
 def figure_labels(ax) -> set[str]:
     return {text.get_text() for text in ax.get_legend().get_texts()}
 

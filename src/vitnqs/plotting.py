@@ -16,9 +16,12 @@ matplotlib.use("Agg")  # figures are written to files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from vitnqs.config import MECHANISMS  # noqa: E402
-from vitnqs.paper import PAPER_SECONDS_PER_STEP, PAPER_TIMING_LABEL, paper_energies  # noqa: E402
+from vitnqs.paper import (  # noqa: E402
+    PAPER_SECONDS_PER_STEP, PAPER_TABLE1, PAPER_TIMING_LABEL, paper_energies,
+)
 from vitnqs.tables import describe_protocols  # noqa: E402
 
 STYLE = {
@@ -127,6 +130,10 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         left.set(yscale="log", xlabel="L", ylabel=r"$|(E_0 - E)/E_0|$", title="accuracy")
         if accuracy.empty:
             _no_runs(left)
+        paper = paper_accuracy(accuracy)
+        for attention, group in by_mechanism(paper):
+            left.plot(group.L, group.relative_error, color=COLORS[attention], ls=":",
+                      marker=MARKERS[attention], mfc="none")
         styles = _plot_timings(right, timings)
         for attention, group in by_mechanism(PAPER_SECONDS_PER_STEP):
             right.plot(group.L, group.seconds_per_step, color=COLORS[attention], ls=":",
@@ -136,10 +143,31 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
                   title="\n".join(filter(None, ("time per step", timing_source, devices))))
         for ax in (left, right):
             ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
-        legend_once_per_label(left)
+        legend_once_per_label(left, extra=[_paper_handle(PAPER_ACCURACY_LABEL)] if len(paper) else [],
+                              fontsize="small")
         _timing_legend(right, styles)
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
+
+
+PAPER_ACCURACY_LABEL = "paper (Table 1, 5000 steps, M = 6000)"
+"""Legend label of the paper's relative errors in Fig. 3's accuracy panel."""
+
+
+def paper_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 1 energies at the systems and networks of ``runs`` (rows with a
+    reference), with their relative errors against the runs' reference: L, attention,
+    relative_error; empty where the paper has none of them."""
+    systems = runs.drop_duplicates(["L", "J2", "n_layers", "d_model", "n_heads"])
+    rows = [pd.DataFrame({"L": run.L, "attention": PAPER_TABLE1.attention[energies.index],
+                          "relative_error": relative_error(energies, run.reference_energy)})
+            for _, run in systems.iterrows() if len(energies := paper_energies(run))]
+    return pd.concat(rows) if rows else pd.DataFrame(columns=["L", "attention", "relative_error"])
+
+
+def _paper_handle(label: str) -> Line2D:
+    """Legend entry of the paper's values: dotted, open marker, grey (colours name mechanisms)."""
+    return Line2D([], [], color="0.3", ls=":", marker="o", mfc="none", label=label)
 
 
 def select_timings(
@@ -175,15 +203,12 @@ def _plot_timings(ax, timings: pd.DataFrame) -> list[tuple[str, object]]:
 
 def _timing_legend(ax, styles: list[tuple[str, object]]) -> None:
     """Colours name the mechanisms, line styles the implementations; outside the axes."""
-    from matplotlib.lines import Line2D
-
     drawn = {line.get_color() for line in ax.get_lines()}
     handles = [Line2D([], [], color=COLORS[m], marker=MARKERS[m], label=m)
                for m in MECHANISMS if COLORS[m] in drawn]
     handles += [Line2D([], [], color="0.3", ls=style, label=label) for label, style in styles
                 if label]
-    handles.append(Line2D([], [], color="0.3", ls=":", marker="o", mfc="none",
-                          label=PAPER_TIMING_LABEL))
+    handles.append(_paper_handle(PAPER_TIMING_LABEL))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
 
 
@@ -214,10 +239,11 @@ def _panel_grid(n_panels: int, sharex: bool = True):
     return fig, axes
 
 
-def legend_once_per_label(ax, **legend_options) -> None:
-    """A legend with one entry per label: one per mechanism, also with several seeds."""
+def legend_once_per_label(ax, extra=(), **legend_options) -> None:
+    """A legend with one entry per label: one per mechanism, also with several seeds; then the
+    ``extra`` handles (entries for what the labels do not name)."""
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles)) | {handle.get_label(): handle for handle in extra}
     if unique:
         ax.legend(unique.values(), unique.keys(), **legend_options)
 
