@@ -273,6 +273,21 @@ def test_index_vs_size_keeps_protocols_apart():
     assert ends["t5 (paper), end"] == pytest.approx([0.01])
 
 
+def test_index_vs_size_shows_the_mean_of_seeds_and_their_range():
+    """Two seeds of t5 at L = 6: the marker is their mean and a bar spans the two; L = 8 has
+    one seed and no bar."""
+    rows = [dict(run_id=f"L{L}_J0.5_nl1_t5_s{seed}_short", attention="t5", L=L, J2=0.5,
+                 n_layers=1, layer=0, index_init=0.3 + 0.1 * seed, index_end=value)
+            for L, seed, value in ((6, 0, 0.02), (6, 1, 0.06), (8, 0, 0.05))]
+    first, _ = fig_input_dependence_size(pd.DataFrame(rows), J2=0.5, n_layers=1).axes
+    ends = {line.get_label(): list(line.get_ydata()) for line in first.get_lines()}
+    assert ends["t5, end"] == pytest.approx([0.04, 0.05])
+    assert ends["t5, step 0"] == pytest.approx([0.35, 0.3])
+    bars = [segment for bars in first.collections for segment in bars.get_segments()]
+    assert sorted(tuple(map(tuple, segment)) for segment in bars) == [
+        ((6, 0.02), (6, 0.06)), ((6, 0.3), (6, 0.4))]
+
+
 def test_index_vs_size_draws_first_layer_and_layer_mean_before_and_after():
     rows = [dict(run_id=f"L{L}_J0.5_nl2_{a}_s0_short", attention=a, L=L, J2=0.5, n_layers=2,
                  layer=layer, index_init=0.3, index_end=0.01 * (layer + 1) * L)

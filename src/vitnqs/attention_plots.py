@@ -100,7 +100,8 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     """Index vs L for the rows whose columns equal `runs` (e.g. J2=0.5, n_layers=4), one line per
     mechanism and protocol (the run id's suffix; never averaged across protocols): the first
     layer (left) and the mean over layers (right), at initialization (hollow, dotted) and after
-    optimization (filled)."""
+    optimization (filled). Several seeds at one L: the mean, and a vertical bar from the lowest
+    seed's index to the highest's."""
     selected = table
     for column, value in runs.items():
         selected = selected[selected[column] == value]
@@ -113,13 +114,18 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
         for attention, mechanism in by_mechanism(rows):
             for protocol, group in mechanism.groupby("protocol"):
                 per_run = group.groupby(["run_id", "L"], as_index=False)[["index_init", "index_end"]]
-                per_L = per_run.mean().groupby("L")[["index_init", "index_end"]].mean()
+                seeds = per_run.mean().groupby("L")[["index_init", "index_end"]]
+                per_L, lowest, highest = seeds.mean(), seeds.min(), seeds.max()
                 color, marker = COLORS.get(attention), markers.get(protocol, "o")
                 name = f"{attention} ({protocol})" if markers else attention
                 ax.plot(per_L.index, per_L["index_end"], f"{marker}-", color=color,
                         label=f"{name}, end")
                 ax.plot(per_L.index, per_L["index_init"], f"{marker}:", color=color, mfc="none",
                         label=f"{name}, step 0")
+                several = seeds.size() > 1  # the seeds' range behind a mean
+                for column, style in (("index_end", "-"), ("index_init", ":")):
+                    ax.vlines(per_L.index[several], lowest[column][several],
+                              highest[column][several], color=color, linestyles=style)
         ax.set_xticks(sorted({int(L) for L in selected["L"]}))
         ax.set_xlabel("L")
         ax.set_yscale("log")
