@@ -179,8 +179,8 @@ def test_fig_learning_curves_draws_running_means_over_long_runs(runs, tiny_runs)
     energy = -0.5 + 0.1 * np.exp(-steps / 300) + 1e-3 * rng.standard_normal(steps.size)
     long_id = run_id.replace("_tiny", "_paper")
     long_run = runs[runs.run_id == run_id].assign(run_id=long_id, protocol="paper", n_steps=2000)
-    figure = fig_learning_curves({**histories, long_id: pd.DataFrame({"step": steps, "energy": energy})},
-                                 pd.concat([runs, long_run]))
+    long_history = pd.DataFrame({"step": steps, "energy": energy})
+    figure = fig_learning_curves({**histories, long_id: long_history}, pd.concat([runs, long_run]))
     panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
     raw, mean = panels["4x4, $J_2$ = 0.5, $n_l$ = 1, paper"].get_lines()
     reference = long_run.reference_energy.iloc[0]

@@ -21,6 +21,9 @@ PAPER_TABLE1 = pd.DataFrame(
 PAPER_TABLE1_KEYS = ["L", "J2", "n_layers", "d_model", "n_heads", "attention"]
 """What a run must share with a row of PAPER_TABLE1 to be shown beside it: the system and the network."""
 
+PAPER_SYSTEM_KEYS = [key for key in PAPER_TABLE1_KEYS if key != "attention"]
+"""The system and network of a PAPER_TABLE1 row, whatever its mechanism."""
+
 PAPER_SECONDS_PER_STEP = pd.DataFrame(
     [(6, "t5", 7.2), (6, "decoupled", 7.2), (6, "factored", 4.3),
      (10, "t5", 20.2), (10, "decoupled", 20.2), (10, "factored", 9.0)],
@@ -35,5 +38,5 @@ PAPER_TIMING_LABEL = "paper (A100, M = 6000)"
 def paper_energies(run) -> pd.Series:
     """The paper's Table 1 energies, one per mechanism, of the system and network of ``run`` (a
     summary row; its mechanism is not matched): empty where the paper has none."""
-    same = (PAPER_TABLE1[key] == run[key] for key in PAPER_TABLE1_KEYS if key != "attention")
+    same = (PAPER_TABLE1[key] == run[key] for key in PAPER_SYSTEM_KEYS)
     return PAPER_TABLE1.paper_energy[pd.concat(same, axis=1).all(axis=1)]

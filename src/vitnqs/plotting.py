@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from vitnqs.config import MECHANISMS  # noqa: E402
 from vitnqs.paper import (  # noqa: E402
-    PAPER_SECONDS_PER_STEP, PAPER_TABLE1, PAPER_TIMING_LABEL, paper_energies,
+    PAPER_SECONDS_PER_STEP, PAPER_SYSTEM_KEYS, PAPER_TABLE1, PAPER_TIMING_LABEL, paper_energies,
 )
 from vitnqs.tables import describe_protocols  # noqa: E402
 
@@ -143,8 +143,8 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
                   title="\n".join(filter(None, ("time per step", timing_source, devices))))
         for ax in (left, right):
             ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
-        legend_once_per_label(left, extra=[_paper_handle(PAPER_ACCURACY_LABEL)] if len(paper) else [],
-                              fontsize="small")
+        paper_entry = [_paper_handle(PAPER_ACCURACY_LABEL)] if len(paper) else []
+        legend_once_per_label(left, extra=paper_entry, fontsize="small")
         _timing_legend(right, styles)
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
@@ -158,7 +158,7 @@ def paper_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 1 energies at the systems and networks of ``runs`` (rows with a
     reference), with their relative errors against the runs' reference: L, attention,
     relative_error; empty where the paper has none of them."""
-    systems = runs.drop_duplicates(["L", "J2", "n_layers", "d_model", "n_heads"])
+    systems = runs.drop_duplicates(PAPER_SYSTEM_KEYS)
     rows = [pd.DataFrame({"L": run.L, "attention": PAPER_TABLE1.attention[energies.index],
                           "relative_error": relative_error(energies, run.reference_energy)})
             for _, run in systems.iterrows() if len(energies := paper_energies(run))]
