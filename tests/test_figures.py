@@ -230,6 +230,23 @@ def test_fig_scaling_uses_benchmarks_when_present(runs):
     assert {"t5", "factored", "netket", "vitnqs"} <= labels  # colours and line styles
 
 
+def test_fig_scaling_joins_the_lowest_seed_at_each_size(runs):
+    """Two seeds of t5 at one L: the t5 line goes through the lower energy only (no vertical
+    zigzag), the other seed is a hollow marker off the line."""
+    t5 = runs[runs.attention == "t5"]
+    seeds = pd.concat([t5.assign(L=6, energy_per_site=-0.49), t5.assign(L=8, energy_per_site=-0.48),
+                       t5.assign(L=8, seed=1, run_id="s1", energy_per_site=-0.47)])
+    left = fig_scaling(seeds, *select_timings(seeds, {})).axes[0]
+    (labels, line), (_, other) = [(c.get_label(), c.lines[0]) for c in left.containers]
+    reference = t5.reference_energy.iloc[0]
+    expected = [abs((reference - energy) / reference) for energy in (-0.49, -0.48)]
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), expected)
+    assert list(line.get_xdata()) == [6, 8] and labels == "t5"
+    assert figure_labels(left) == {"t5"}  # the hollow marker adds no legend entry
+    assert list(other.get_xdata()) == [8] and other.get_linestyle() == "None"
+    assert other.get_markerfacecolor() == "none"
+
+
 def test_fig_scaling_sets_the_papers_accuracy_beside_runs_of_its_network(runs):
     """Runs of the paper's network at L = 6 and 10 get the paper's Table 1 relative errors
     (against the runs' references) as dotted open-marker lines, one per mechanism, and one

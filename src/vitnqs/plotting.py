@@ -119,14 +119,19 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
 
 
 def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -> Figure:
-    """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism."""
+    """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism.
+    Several runs of one mechanism at one L (seeds): the line joins the lowest energies, the
+    others are hollow markers."""
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
         for attention, group in by_mechanism(accuracy):
-            left.errorbar(group.L, relative_error(group.energy_per_site, group.reference_energy),
-                          yerr=group.energy_error / group.reference_energy.abs(),
-                          color=COLORS[attention], marker=MARKERS[attention], label=attention)
+            lowest = group.energy_per_site == group.groupby("L").energy_per_site.transform("min")
+            for rows, style in ((group[lowest], {"label": attention}),
+                                (group[~lowest], {"ls": "none", "mfc": "none"})):
+                left.errorbar(rows.L, relative_error(rows.energy_per_site, rows.reference_energy),
+                              yerr=rows.energy_error / rows.reference_energy.abs(),
+                              color=COLORS[attention], marker=MARKERS[attention], **style)
         left.set(yscale="log", xlabel="L", ylabel=r"$|(E_0 - E)/E_0|$", title="accuracy")
         if accuracy.empty:
             _no_runs(left)
