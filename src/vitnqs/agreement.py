@@ -14,7 +14,7 @@ import pandas as pd
 
 from vitnqs.config import MECHANISMS
 from vitnqs.paper import paper_energies
-from vitnqs.tables import format_scientific, format_with_error
+from vitnqs.tables import format_scientific, format_with_error, relative_error
 
 SYSTEM_KEYS = ["L", "J2", "n_layers", "d_model", "n_heads", "protocol", "n_steps", "n_samples"]
 """Runs compared with each other: one system, one network width and depth, one protocol."""
@@ -49,8 +49,8 @@ def table_agreement(runs: pd.DataFrame) -> pd.DataFrame:
                 "seeds": ", ".join(str(int(s)) for s in sorted(seeds.seed.dropna())),
                 "best_seed": lowest.seed, "best_energy": lowest.energy_per_site,
                 "best_energy_error": lowest.energy_error, "reference_energy": reference,
-                "best_relative_error": abs((lowest.energy_per_site - reference) / reference),
-                "mean_relative_error": abs((seeds.energy_per_site.mean() - reference) / reference),
+                "best_relative_error": relative_error(lowest.energy_per_site, reference),
+                "mean_relative_error": relative_error(seeds.energy_per_site.mean(), reference),
                 "seed_spread": _spread(seeds.energy_per_site, reference),
                 "mechanism_spread": mechanisms,
                 "paper_spread": _spread(paper_energies(lowest), reference),

@@ -22,7 +22,7 @@ from vitnqs.config import MECHANISMS  # noqa: E402
 from vitnqs.paper import (  # noqa: E402
     PAPER_SECONDS_PER_STEP, PAPER_SYSTEM_KEYS, PAPER_TABLE1, PAPER_TIMING_LABEL, paper_energies,
 )
-from vitnqs.tables import describe_protocols  # noqa: E402
+from vitnqs.tables import describe_protocols, relative_error  # noqa: E402
 
 STYLE = {
     "figure.dpi": 150,
@@ -52,11 +52,6 @@ SMOOTH_FROM_STEPS = 1000
 """Fig. 2 panels of runs this long draw each step faintly and, over it, the running mean of the
 energy over 1/100 of the steps: at 5000 steps the per-step noise (~1e-3 relative) hides how
 curves 1e-4 apart differ. Shorter panels draw each step only."""
-
-
-def relative_error(energy, reference):
-    """|(E0 - E) / E0| of an energy per site against the reference E0."""
-    return ((reference - energy) / reference).abs()
 
 
 def smoothing_window(n_steps: int) -> int:
@@ -93,14 +88,13 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
                 for rank, seed, curve in by_seed(group):  # one curve per seed
                     label = f"{attention}, seed {seed:g}" if several else attention
                     style = SEED_LINESTYLES[rank % len(SEED_LINESTYLES)]
-                    if window == 1:
-                        ax.plot(curve.step, curve.rel, style, color=COLORS[attention], label=label)
-                        continue
-                    ax.plot(curve.step, curve.rel, style, color=COLORS[attention], alpha=0.2,
-                            linewidth=0.5)
-                    mean = curve.energy.rolling(window).mean()
-                    ax.plot(curve.step, relative_error(mean, curve.reference_energy), style,
-                            color=COLORS[attention], label=label)
+                    each_step = ({"label": label} if window == 1
+                                 else {"alpha": 0.2, "linewidth": 0.5})  # faint under the mean
+                    ax.plot(curve.step, curve.rel, style, color=COLORS[attention], **each_step)
+                    if window > 1:  # the labelled line: the running mean's error
+                        mean = curve.energy.rolling(window).mean()
+                        ax.plot(curve.step, relative_error(mean, curve.reference_energy), style,
+                                color=COLORS[attention], label=label)
             paper = relative_error(paper_energies(panel.iloc[0]), panel.reference_energy.iloc[0])
             if len(paper):  # the paper's Table 1 has this system and network
                 ax.axhspan(paper.min(), paper.max(), color="grey", alpha=0.35, linewidth=0,

@@ -148,6 +148,11 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def relative_error(energy, reference):
+    """|(E0 - E) / E0| of an energy per site against the reference E0 (numbers or Series)."""
+    return abs((reference - energy) / reference)
+
+
 def format_scientific(value) -> str:
     """'2.49e-03', or '' for a missing value."""
     return "" if pd.isna(value) else f"{value:.2e}"
