@@ -138,6 +138,8 @@ def test_freezing_t5_changes_the_state_but_runs():
 
 
 
+# chunk 48 is the point of the test; NetKet's advice to use a power of two is expected
+@pytest.mark.filterwarnings("ignore:For performance reasons, we suggest to use a power-of-two")
 def test_analysis_samples_a_run_whose_chunk_does_not_divide_its_sample_count():
     """A run trained with chunk_size = 48 (a runtime setting) is analysed with M = 128 samples."""
     state = initial_state("t5")
@@ -146,6 +148,7 @@ def test_analysis_samples_a_run_whose_chunk_does_not_divide_its_sample_count():
     assert all(np.isfinite(m.index).all() and m.count == 128 for layers in moments.values() for m in layers)
     assert state.variational_state(n_samples=100).chunk_size is None
     assert state.variational_state(n_samples=144).chunk_size == 48
+
 
 def test_npz_round_trip_and_corruption(tmp_path):
     arrays = {"x": np.arange(6.0).reshape(2, 3), "name": np.array("L6_J0.5_nl1_t5_s0")}
