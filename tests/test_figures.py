@@ -247,6 +247,27 @@ def test_fig_scaling_joins_the_lowest_seed_at_each_size(runs):
     assert other.get_markerfacecolor() == "none"
 
 
+def test_fig_scaling_draws_each_protocol_as_its_own_line(runs):
+    """t5 under `short` and `reduced` at L = 6 and 8: two lines in two line styles, labelled
+    with the protocol, each through its own protocol's energies (the lower `reduced` energy at
+    L = 6 does not pull the `short` line down)."""
+    t5 = runs[runs.attention == "t5"]
+    energies = {"short": (-0.40, -0.38), "reduced": (-0.45, -0.44)}
+    both = pd.concat([t5.assign(L=L, protocol=protocol, run_id=f"{protocol}{L}", energy_per_site=e)
+                      for protocol, pair in energies.items() for L, e in zip((6, 8), pair)])
+    left = fig_scaling(both, *select_timings(both, {})).axes[0]
+    lines = {c.get_label(): c.lines[0] for c in left.containers if c.get_label()[0] != "_"}
+    assert set(lines) == {"t5 (short)", "t5 (reduced)"} == figure_labels(left)
+    reference = t5.reference_energy.iloc[0]
+    for protocol, pair in energies.items():
+        label = f"t5 ({protocol})"
+        assert list(lines[label].get_xdata()) == [6, 8]
+        np.testing.assert_allclose(np.asarray(lines[label].get_ydata(), float),
+                                   [abs((reference - e) / reference) for e in pair])
+    assert lines["t5 (reduced)"].get_linestyle() != lines["t5 (short)"].get_linestyle()
+    assert ":" not in {line.get_linestyle() for line in lines.values()}  # dotted: the paper's
+
+
 def test_fig_scaling_sets_the_papers_accuracy_beside_runs_of_its_network(runs):
     """Runs of the paper's network at L = 6 and 10 get the paper's Table 1 relative errors
     (against the runs' references) as dotted open-marker lines, one per mechanism, and one

@@ -113,19 +113,26 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
 
 
 def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -> Figure:
-    """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism.
-    Several runs of one mechanism at one L (seeds): the line joins the lowest energies, the
-    others are hollow markers."""
+    """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism
+    (and per protocol, in its own line style, where the runs have several: never one line
+    across protocols). Several runs of one mechanism at one L (seeds): the line joins the
+    lowest energies, the others are hollow markers."""
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
-        for attention, group in by_mechanism(accuracy):
-            lowest = group.energy_per_site == group.groupby("L").energy_per_site.transform("min")
-            for rows, style in ((group[lowest], {"label": attention}),
-                                (group[~lowest], {"ls": "none", "mfc": "none"})):
-                left.errorbar(rows.L, relative_error(rows.energy_per_site, rows.reference_energy),
-                              yerr=rows.energy_error / rows.reference_energy.abs(),
-                              color=COLORS[attention], marker=MARKERS[attention], **style)
+        protocols = sorted(accuracy.protocol.unique())
+        for rank, protocol in enumerate(protocols):
+            line_style = PROTOCOL_LINESTYLES[rank % len(PROTOCOL_LINESTYLES)]
+            for attention, group in by_mechanism(accuracy[accuracy.protocol == protocol]):
+                label = f"{attention} ({protocol})" if len(protocols) > 1 else attention
+                energies = group.groupby("L").energy_per_site
+                lowest = group.energy_per_site == energies.transform("min")
+                for rows, style in ((group[lowest], {"label": label, "ls": line_style}),
+                                    (group[~lowest], {"ls": "none", "mfc": "none"})):
+                    reference = rows.reference_energy
+                    left.errorbar(rows.L, relative_error(rows.energy_per_site, reference),
+                                  yerr=rows.energy_error / reference.abs(),
+                                  color=COLORS[attention], marker=MARKERS[attention], **style)
         left.set(yscale="log", xlabel="L", ylabel=r"$|(E_0 - E)/E_0|$", title="accuracy")
         if accuracy.empty:
             _no_runs(left)
@@ -148,6 +155,10 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
 
+
+PROTOCOL_LINESTYLES = ("-", "--", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+"""Line style of each protocol in Fig. 3's accuracy panel (alphabetical order); dotted is the
+paper's."""
 
 PAPER_ACCURACY_LABEL = "paper (Table 1, 5000 steps, M = 6000)"
 """Legend label of the paper's relative errors in Fig. 3's accuracy panel."""
