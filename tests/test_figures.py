@@ -21,6 +21,15 @@ PAPER_NETWORK = dict(n_layers=4, d_model=60, n_heads=10)
 """The network of the paper's Table 1, given to tiny runs' rows to match the paper's."""
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Each test's figures are closed after it (pyplot keeps them open, and warns past 20)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """Three finished runs: t5 and factored at J2 = 0.5, factored at J2 = 0 -> {run_id: run_dir}."""
