@@ -137,7 +137,6 @@ def test_freezing_t5_changes_the_state_but_runs():
     assert result["energy_frozen"] != result["energy"]
 
 
-
 # chunk 48 is the point of the test; NetKet's advice to use a power of two is expected
 @pytest.mark.filterwarnings("ignore:For performance reasons, we suggest to use a power-of-two")
 def test_analysis_samples_a_run_whose_chunk_does_not_divide_its_sample_count():
