@@ -14,7 +14,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from vitnqs.config import parse_run_id  # noqa: E402
-from vitnqs.plotting import COLORS, by_mechanism, by_seed, legend_once_per_label  # noqa: E402
+from vitnqs.plotting import (  # noqa: E402
+    COLORS, by_mechanism, by_seed, legend_once_per_label, protocol_line_styles,
+)
 
 SEED_MARKERS = ("o", "s", "^", "D")
 """Marker of a mechanism's first, second, ... seed under one protocol (input dependence vs step)."""
@@ -69,7 +71,7 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
     per_head = frame[(frame["term"] == "attention") & (frame["head"].astype(str) != "mean")]
     per_head = _with_protocol_and_seed(per_head)
     panels = per_head.groupby(["L", "J2", "n_layers"], sort=True)
-    styles = dict(zip(sorted(per_head["protocol"].unique()), ("-", "--", ":", "-.")))
+    styles = protocol_line_styles(per_head["protocol"])
     n_cols = min(3, panels.ngroups)
     n_rows = -(-panels.ngroups // n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 2.8 * n_rows), sharey=True,
@@ -81,7 +83,7 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
                 for rank, seed, run in by_seed(runs):
                     curve = run.groupby("step")["index"].mean()
                     name = f"{protocol}, seed {seed}" if several else protocol
-                    ax.plot(curve.index, curve.values, styles[protocol], ms=3,
+                    ax.plot(curve.index, curve.values, ls=styles[protocol], ms=3,
                             marker=SEED_MARKERS[rank % len(SEED_MARKERS)],
                             color=COLORS.get(attention), label=f"{attention} ({name})")
         legend_once_per_label(ax, fontsize=6)  # one entry per mechanism and protocol

@@ -120,11 +120,10 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
-        protocols = sorted(accuracy.protocol.unique())
-        for rank, protocol in enumerate(protocols):
-            line_style = PROTOCOL_LINESTYLES[rank % len(PROTOCOL_LINESTYLES)]
+        line_styles = protocol_line_styles(accuracy.protocol)
+        for protocol, line_style in line_styles.items():
             for attention, group in by_mechanism(accuracy[accuracy.protocol == protocol]):
-                label = f"{attention} ({protocol})" if len(protocols) > 1 else attention
+                label = f"{attention} ({protocol})" if len(line_styles) > 1 else attention
                 energies = group.groupby("L").energy_per_site
                 lowest = group.energy_per_site == energies.transform("min")
                 for rows, style in ((group[lowest], {"label": label, "ls": line_style}),
@@ -157,8 +156,14 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
 
 
 PROTOCOL_LINESTYLES = ("-", "--", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
-"""Line style of each protocol in Fig. 3's accuracy panel (alphabetical order); dotted is the
-paper's."""
+"""Line styles of protocols, in alphabetical order of the protocols a figure shows; never dotted,
+which marks the paper's values."""
+
+
+def protocol_line_styles(protocols) -> dict:
+    """Protocol name -> its line style (PROTOCOL_LINESTYLES in turn) for the distinct names."""
+    names = sorted(set(protocols))
+    return {name: PROTOCOL_LINESTYLES[i % len(PROTOCOL_LINESTYLES)] for i, name in enumerate(names)}
 
 PAPER_ACCURACY_LABEL = "paper (Table 1, 5000 steps, M = 6000)"
 """Legend label of the paper's relative errors in Fig. 3's accuracy panel."""
