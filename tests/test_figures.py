@@ -320,6 +320,17 @@ def test_index_vs_size_keeps_protocols_apart():
     assert ends["t5 (paper), end"] == pytest.approx([0.01])
 
 
+def test_index_vs_size_gives_each_of_five_protocols_its_own_marker():
+    """Five protocols at L = 6: five 'end' lines, no two with one marker (the map had four)."""
+    protocols = ("a", "b", "c", "d", "e")
+    rows = [dict(run_id=f"L6_J0.5_nl1_t5_s0_{protocol}", attention="t5", L=6, J2=0.5,
+                 n_layers=1, layer=0, index_init=0.3, index_end=0.01) for protocol in protocols]
+    first, _ = fig_input_dependence_size(pd.DataFrame(rows), J2=0.5, n_layers=1).axes
+    markers = {line.get_label(): line.get_marker() for line in first.get_lines()}
+    ends = [markers[f"t5 ({protocol}), end"] for protocol in protocols]
+    assert len(set(ends)) == 5
+
+
 def test_index_vs_size_shows_the_mean_of_seeds_and_their_range():
     """Two seeds of t5 at L = 6: the marker is their mean and a bar spans the two; L = 8 has
     one seed and no bar."""

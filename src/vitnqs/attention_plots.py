@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from vitnqs.config import parse_run_id  # noqa: E402
 from vitnqs.plotting import (  # noqa: E402
     COLORS, by_mechanism, by_seed, legend_once_per_label, protocol_line_styles,
+    protocol_markers,
 )
 
 SEED_MARKERS = ("o", "s", "^", "D")
@@ -109,7 +110,7 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
         selected = selected[selected[column] == value]
     selected = _with_protocol_and_seed(selected)
     protocols = sorted(selected["protocol"].unique())
-    markers = dict(zip(protocols, "os^D")) if len(protocols) > 1 else {}
+    markers = protocol_markers(protocols) if len(protocols) > 1 else {}
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
     panels = (("first layer", selected[selected["layer"] == 0]), ("mean over layers", selected))
     for ax, (title, rows) in zip(axes, panels):

@@ -160,10 +160,23 @@ PROTOCOL_LINESTYLES = ("-", "--", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 which marks the paper's values."""
 
 
+PROTOCOL_MARKERS = "osD^v"
+"""Markers of protocols where a figure tells them apart by marker, in the same order."""
+
+
+def _in_turn(protocols, values) -> dict:
+    """Distinct protocol names, sorted -> ``values`` in turn (cycling past the last)."""
+    return {name: values[i % len(values)] for i, name in enumerate(sorted(set(protocols)))}
+
+
 def protocol_line_styles(protocols) -> dict:
     """Protocol name -> its line style (PROTOCOL_LINESTYLES in turn) for the distinct names."""
-    names = sorted(set(protocols))
-    return {name: PROTOCOL_LINESTYLES[i % len(PROTOCOL_LINESTYLES)] for i, name in enumerate(names)}
+    return _in_turn(protocols, PROTOCOL_LINESTYLES)
+
+
+def protocol_markers(protocols) -> dict:
+    """Protocol name -> its marker (PROTOCOL_MARKERS in turn) for the distinct names."""
+    return _in_turn(protocols, PROTOCOL_MARKERS)
 
 PAPER_ACCURACY_LABEL = "paper (Table 1, 5000 steps, M = 6000)"
 """Legend label of the paper's relative errors in Fig. 3's accuracy panel."""
