@@ -178,6 +178,7 @@ def protocol_markers(protocols) -> dict:
     """Protocol name -> its marker (PROTOCOL_MARKERS in turn) for the distinct names."""
     return _in_turn(protocols, PROTOCOL_MARKERS)
 
+
 PAPER_ACCURACY_LABEL = "paper (Table 1, 5000 steps, M = 6000)"
 """Legend label of the paper's relative errors in Fig. 3's accuracy panel."""
 
