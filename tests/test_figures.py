@@ -405,7 +405,7 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
     configs = {run_id: summary["config"] for run_id, summary in finished.items()}
     (t5,) = [run_id for run_id in configs if "_t5_" in run_id]
     unfinished = {name: RunConfig.from_dict({**configs[t5], "seed": seed}).to_dict()
-                  for name, seed in (("s1", 1), ("s2", 2))}
+                  for name, seed in (("s1", 1), ("s2", 2), ("s3", 3))}
     configs.update({RunConfig.from_dict(c).run_id: c for c in unfinished.values()})
     ids = {name: RunConfig.from_dict(c).run_id for name, c in unfinished.items()}
     history = pd.DataFrame({"step": [0, 1, 2], "seconds": [30.0, 2.0, 4.0]})  # compile first
@@ -413,7 +413,7 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
     progress = training_progress(history, segments)
     assert progress == {"steps_done": 3, "seconds_per_step": 4.0, "device": "H100 x2"}
     table = table_run_status(configs, {"table1": [t5, ids["s1"]], "fig2": [t5]}, finished,
-                             {ids["s1"]: progress})
+                             {ids["s1"]: progress, ids["s3"]: {**progress, "steps_done": 4}})
     rows = table.set_index("run_id")
     assert rows.loc[t5, "status"] == "finished" and rows.loc[t5, "groups"] == "table1, fig2"
     assert rows.loc[t5, "energy"] == format_with_error(finished[t5]["energy_per_site"],
@@ -421,12 +421,16 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
     assert (rows.loc[ids["s1"], "status"], rows.loc[ids["s1"], "steps_done"]) == ("training", 3)
     assert (rows.loc[ids["s2"], "status"], rows.loc[ids["s2"], "steps_done"]) == ("not started", 0)
     markdown = format_run_status(table)
-    assert "5 in all, 3 finished, 1 training, 1 not started" in markdown
+    assert "6 in all, 3 finished, 2 training, 1 not started" in markdown
     assert "3 / 4" in markdown and "4 / 4" in markdown
     # the one step left at the recent pace of 4 s
     assert rows.loc[ids["s1"], "remaining_hours"] == pytest.approx(4.0 / 3600)
     assert "0.00111 h left at 4 s/step (H100 x2)" in markdown
     assert pd.isna(rows.loc[ids["s2"], "remaining_hours"])
+    # every step done, stopped before the final energy: no "0 h left", the step that remains
+    assert rows.loc[ids["s3"], "remaining_hours"] == 0
+    s3_line = next(line for line in markdown.splitlines() if ids["s3"] in line)
+    assert "final energy not sampled yet" in s3_line and "h left" not in s3_line
 
 
 def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(runs):

@@ -247,14 +247,20 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
     return sort_runs(pd.DataFrame(rows, columns=list(STATUS_COLUMNS)))
 
 
+FINAL_ENERGY_LEFT = "all steps done; final energy not sampled yet (run the same command)"
+"""Run status's 'remaining' text for a run stopped between its last step and its summary."""
+
+
 def format_run_status(table: pd.DataFrame) -> str:
     """Markdown: a count of finished, training and not-started runs above the table; a run in
-    training says its pace and the hours left at that pace."""
+    training says its pace and the hours left at that pace, or, with every step done, that only
+    its final energy is left to sample."""
     counts = table["status"].value_counts()
     heading = (f"**Runs of the workflow config**: {len(table)} in all, "
                + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "training", "not started"))
                + "\n\n")
-    pace = [f"{hours:.3g} h left at {seconds:.3g} s/step ({device})" if pd.notna(hours) else ""
+    pace = [FINAL_ENERGY_LEFT if hours == 0 else
+            f"{hours:.3g} h left at {seconds:.3g} s/step ({device})" if pd.notna(hours) else ""
             for hours, seconds, device in zip(table.remaining_hours, table.seconds_per_step,
                                                 table.device)]
     shown = table.assign(
