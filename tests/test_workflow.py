@@ -127,7 +127,8 @@ def test_conflicting_groups_are_both_named(clone, tmp_path):
     result = snakemake(clone, "--dry-run", configs=[write_yaml(tmp_path / "bad.yaml", override)])
     text = result.stdout
     assert result.returncode != 0 and "keys ['snapshot_steps'] differ" in text
-    assert "groups.fig2[5]" in text and "groups.fig4[0]" in text
+    # the exact index of the fig2 block is test_workflow_config's; here, that both are named
+    assert re.search(r"groups\.fig2\[\d+\]", text) and "groups.fig4[0]" in text
 
 
 @pytest.fixture(scope="module")

@@ -80,8 +80,13 @@ def test_adding_a_run_is_one_line(config):
 
 
 def test_groups_giving_one_run_two_configs_are_both_named(config):
+    """fig4's runs are Fig. 2c's (the same 6x6 n_l = 1 runs): a fig4 block that changes their
+    snapshots is refused, naming the fig2 block it contradicts and its own."""
+    (shared,) = [i for i, block in enumerate(config["groups"]["fig2"])
+                 if (block["protocol"], block["J2"], block["n_layers"]) == ("short", 0.5, 1)]
     config["groups"]["fig4"][0]["snapshot_steps"] = [0, 100]
-    with pytest.raises(ConfigError, match=r"groups\.fig2\[6\] and groups\.fig4\[0\].*snapshot_steps"):
+    with pytest.raises(ConfigError, match=rf"groups\.fig2\[{shared}\] and groups\.fig4\[0\]"
+                                          r".*snapshot_steps"):
         build_run_grid(config)
 
 
