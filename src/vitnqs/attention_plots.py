@@ -109,8 +109,7 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     for column, value in runs.items():
         selected = selected[selected[column] == value]
     selected = _with_protocol_and_seed(selected)
-    protocols = sorted(selected["protocol"].unique())
-    markers = protocol_markers(protocols) if len(protocols) > 1 else {}
+    markers = protocol_markers(selected["protocol"]) if selected["protocol"].nunique() > 1 else {}
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
     panels = (("first layer", selected[selected["layer"] == 0]), ("mean over layers", selected))
     for ax, (title, rows) in zip(axes, panels):
