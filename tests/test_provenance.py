@@ -32,3 +32,22 @@ def test_recorded_writes_nothing_when_the_block_fails(tmp_path):
         with provenance.recorded(path):
             raise ValueError("the analysis failed")
     assert not path.exists()
+
+
+def test_installed_version_is_the_package_metadata_and_matches_the_source():
+    """pyproject takes the version from ``vitnqs.__version__``: one place for it."""
+    import vitnqs
+
+    assert provenance.package_version("vitnqs") == vitnqs.__version__
+
+
+def test_a_package_run_from_its_source_tree_records_its_version_not_only_not_installed(monkeypatch):
+    """GPU nodes import vitnqs through PYTHONPATH=src, without package metadata."""
+    import vitnqs
+
+    def no_metadata(name):
+        raise provenance.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(provenance.metadata, "version", no_metadata)
+    assert provenance.package_version("vitnqs") == f"{vitnqs.__version__} (source tree, not installed)"
+    assert provenance.package_version("no_such_package_here") == "not installed"

@@ -6,6 +6,8 @@ at parse time) costs milliseconds and no JAX.
 
 from importlib import import_module
 
+__version__ = "0.1.0"
+
 _PUBLIC = {
     "ATTENTIONS": "vitnqs.model",
     "MECHANISMS": "vitnqs.config",

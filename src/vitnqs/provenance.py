@@ -8,7 +8,7 @@ import platform
 import subprocess
 import time
 from contextlib import contextmanager
-from importlib import metadata
+from importlib import import_module, metadata
 from pathlib import Path
 
 PACKAGES = ("vitnqs", "netket", "jax", "jaxlib", "flax", "optax", "numpy")
@@ -45,14 +45,22 @@ def device_name() -> str:
     return f"{kind} x{len(devices)}"
 
 
+def package_version(name: str) -> str:
+    """The installed version of a package; for one imported from a source tree without being
+    installed (``PYTHONPATH=src`` on a GPU node), its ``__version__`` and that it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        version = getattr(import_module(name), "__version__", None)
+    except ImportError:
+        version = None
+    return f"{version} (source tree, not installed)" if version else "not installed"
+
+
 def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {"python": platform.python_version(), **{name: package_version(name) for name in PACKAGES}}
 
 
 def record() -> dict:
