@@ -421,16 +421,20 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
     assert (rows.loc[ids["s1"], "status"], rows.loc[ids["s1"], "steps_done"]) == ("training", 3)
     assert (rows.loc[ids["s2"], "status"], rows.loc[ids["s2"], "steps_done"]) == ("not started", 0)
     markdown = format_run_status(table)
-    assert "6 in all, 3 finished, 2 training, 1 not started" in markdown
+    assert "6 in all, 3 finished, 1 final energy left, 1 training, 1 not started" in markdown
     assert "3 / 4" in markdown and "4 / 4" in markdown
     # the one step left at the recent pace of 4 s
     assert rows.loc[ids["s1"], "remaining_hours"] == pytest.approx(4.0 / 3600)
     assert "0.00111 h left at 4 s/step (H100 x2)" in markdown
     assert pd.isna(rows.loc[ids["s2"], "remaining_hours"])
-    # every step done, stopped before the final energy: no "0 h left", the step that remains
-    assert rows.loc[ids["s3"], "remaining_hours"] == 0
+    # every step done, stopped before the final energy: a status of its own, no "0 h left"
+    assert (rows.loc[ids["s3"], "status"], rows.loc[ids["s3"], "remaining_hours"]) == (
+        "final energy left", 0)
     s3_line = next(line for line in markdown.splitlines() if ids["s3"] in line)
-    assert "final energy not sampled yet" in s3_line and "h left" not in s3_line
+    assert "run the same command to sample it" in s3_line and "h left" not in s3_line
+    # with no such run, the heading keeps to the three statuses
+    assert "5 in all, 3 finished, 1 training, 1 not started" in format_run_status(
+        table[table.status != "final energy left"])
 
 
 def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(runs):

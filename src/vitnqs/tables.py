@@ -218,7 +218,8 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
                      summaries: dict[str, dict], progress: dict[str, dict]) -> pd.DataFrame:
     """Every run of the config and how far it is: 'finished' (a summary, with its energy),
     'training' (steps of a checkpointed history, fewer than the protocol's; with its recent
-    seconds per step, device and the hours left at that pace) or 'not started'.
+    seconds per step, device and the hours left at that pace), 'final energy left' (every step
+    of the protocol done, stopped before its final energy) or 'not started'.
 
     configs: run id -> its RunConfig mapping; groups: group -> run ids; summaries: run id ->
     summary.json mapping of the finished runs; progress: run id -> ``training_progress`` of the
@@ -236,7 +237,7 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
             "run_id": run_id,
             "groups": ", ".join(name for name, ids in groups.items() if run_id in ids),
             "steps_done": done,
-            "status": "finished" if summary else ("training" if done else "not started"),
+            "status": run_status(bool(summary), done, config["n_steps"]),
             "energy": format_with_error(summary["energy_per_site"], summary["energy_error"])
                       if summary else "",
             "relative_error": summary.get("relative_error") if summary else None,
@@ -247,22 +248,32 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
     return sort_runs(pd.DataFrame(rows, columns=list(STATUS_COLUMNS)))
 
 
-FINAL_ENERGY_LEFT = "all steps done; final energy not sampled yet (run the same command)"
-"""Run status's 'remaining' text for a run stopped between its last step and its summary."""
+FINAL_ENERGY_LEFT = "final energy left"
+"""The status of a run stopped between its last step and its summary."""
+
+
+def run_status(finished: bool, steps_done: int, n_steps: int) -> str:
+    if finished:
+        return "finished"
+    if steps_done >= n_steps:
+        return FINAL_ENERGY_LEFT
+    return "training" if steps_done else "not started"
 
 
 def format_run_status(table: pd.DataFrame) -> str:
-    """Markdown: a count of finished, training and not-started runs above the table; a run in
-    training says its pace and the hours left at that pace, or, with every step done, that only
-    its final energy is left to sample."""
+    """Markdown: a count of finished, training and not-started runs (and of those with only
+    their final energy left, if any) above the table; a run in training says its pace and the
+    hours left at that pace, one with only its final energy left how to sample it."""
     counts = table["status"].value_counts()
+    shown_statuses = ["finished", "training", "not started"]
+    if counts.get(FINAL_ENERGY_LEFT, 0):
+        shown_statuses.insert(1, FINAL_ENERGY_LEFT)
     heading = (f"**Runs of the workflow config**: {len(table)} in all, "
-               + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "training", "not started"))
-               + "\n\n")
-    pace = [FINAL_ENERGY_LEFT if hours == 0 else
+               + ", ".join(f"{counts.get(s, 0)} {s}" for s in shown_statuses) + "\n\n")
+    pace = ["run the same command to sample it" if status == FINAL_ENERGY_LEFT else
             f"{hours:.3g} h left at {seconds:.3g} s/step ({device})" if pd.notna(hours) else ""
-            for hours, seconds, device in zip(table.remaining_hours, table.seconds_per_step,
-                                                table.device)]
+            for status, hours, seconds, device in zip(table.status, table.remaining_hours,
+                                                        table.seconds_per_step, table.device)]
     shown = table.assign(
         steps_done=[f"{d} / {n}" for d, n in zip(table.steps_done, table.n_steps)],
         relative_error=table.relative_error.map(format_scientific),
