@@ -15,12 +15,10 @@ import pandas as pd  # noqa: E402
 
 from vitnqs.config import parse_run_id  # noqa: E402
 from vitnqs.plotting import (  # noqa: E402
-    COLORS, by_mechanism, by_seed, legend_once_per_label, protocol_line_styles,
+    COLORS, SEED_MARKERS, by_mechanism, by_seed, legend_once_per_label, protocol_line_styles,
     protocol_markers,
 )
 
-SEED_MARKERS = ("o", "s", "^", "D")
-"""Marker of a mechanism's first, second, ... seed under one protocol (input dependence vs step)."""
 SNAPSHOT_NAMES = ("initialization", "optimized")
 """Row titles of the two snapshots (step 0 and the last step)."""
 

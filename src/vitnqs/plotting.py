@@ -44,6 +44,9 @@ MARKERS = {"t5": "o", "decoupled": "s", "factored": "^"}
 SEED_LINESTYLES = ("-", "--", ":", "-.")
 """Line style of a mechanism's first, second, ... seed in a panel (Fig. 2)."""
 
+SEED_MARKERS = ("o", "s", "^", "D")
+"""Marker of a mechanism's first, second, ... seed under one protocol (input dependence vs step)."""
+
 
 FIG2_PANELS = {(6, 0.0, 1): "a", (6, 0.0, 4): "b", (6, 0.5, 1): "c", (6, 0.5, 4): "d"}
 """The paper's Fig. 2 panel letter of each (L, J2, n_l); other panels carry no letter."""
