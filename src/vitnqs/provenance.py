@@ -47,7 +47,7 @@ def device_name() -> str:
 
 def package_version(name: str) -> str:
     """The installed version of a package; for one imported from a source tree without being
-    installed (``PYTHONPATH=src`` on a GPU node), its ``__version__`` and that it is not installed."""
+    installed (``PYTHONPATH=src`` on a GPU node), its ``__version__``, saying so."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -60,7 +60,8 @@ def package_version(name: str) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    return {"python": platform.python_version(), **{name: package_version(name) for name in PACKAGES}}
+    versions = {name: package_version(name) for name in PACKAGES}
+    return {"python": platform.python_version(), **versions}
 
 
 def record() -> dict:

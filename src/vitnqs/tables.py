@@ -253,6 +253,7 @@ FINAL_ENERGY_LEFT = "final energy left"
 
 
 def run_status(finished: bool, steps_done: int, n_steps: int) -> str:
+    """'finished', 'final energy left', 'training' or 'not started' (see table_run_status)."""
     if finished:
         return "finished"
     if steps_done >= n_steps:
