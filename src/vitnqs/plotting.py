@@ -119,7 +119,8 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
     """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism
     (and per protocol, in its own line style, where the runs have several: never one line
     across protocols). Several runs of one mechanism at one L (seeds): the line joins the
-    lowest energies, the others are hollow markers."""
+    lowest energies, the others are faint markers off the line, with a legend entry of their own
+    (hollow markers on dotted lines are the paper's)."""
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
@@ -130,7 +131,7 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
                 energies = group.groupby("L").energy_per_site
                 lowest = group.energy_per_site == energies.transform("min")
                 for rows, style in ((group[lowest], {"label": label, "ls": line_style}),
-                                    (group[~lowest], {"ls": "none", "mfc": "none"})):
+                                    (group[~lowest], {"ls": "none", "alpha": OTHER_SEEDS_ALPHA})):
                     reference = rows.reference_energy
                     left.errorbar(rows.L, relative_error(rows.energy_per_site, reference),
                                   yerr=rows.energy_error / reference.abs(),
@@ -151,8 +152,11 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
                   title="\n".join(filter(None, ("time per step", timing_source, devices))))
         for ax in (left, right):
             ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
-        paper_entry = [_paper_handle(PAPER_ACCURACY_LABEL)] if len(paper) else []
-        legend_once_per_label(left, extra=paper_entry, fontsize="small")
+        extra = [_paper_handle(PAPER_ACCURACY_LABEL)] if len(paper) else []
+        if _has_other_seeds(accuracy):
+            extra.append(Line2D([], [], color="0.3", ls="none", marker="o",
+                                alpha=OTHER_SEEDS_ALPHA, label=OTHER_SEEDS_LABEL))
+        legend_once_per_label(left, extra=extra, fontsize="small")
         _timing_legend(right, styles)
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
@@ -184,6 +188,16 @@ def protocol_markers(protocols) -> dict:
 
 PAPER_ACCURACY_LABEL = "paper (Table 1, 5000 steps, M = 6000)"
 """Legend label of the paper's relative errors in Fig. 3's accuracy panel."""
+
+OTHER_SEEDS_LABEL = "other seeds (the lines join the lowest)"
+"""Legend label of the faint markers of the seeds that are not a mechanism's lowest at an L."""
+
+OTHER_SEEDS_ALPHA = 0.35
+
+
+def _has_other_seeds(runs: pd.DataFrame) -> bool:
+    """Whether some mechanism has several runs at one L and protocol (Fig. 3's faint markers)."""
+    return bool(runs.groupby(["protocol", "attention", "L"]).size().gt(1).any())
 
 
 def paper_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
