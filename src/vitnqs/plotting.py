@@ -125,11 +125,13 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
         line_styles = protocol_line_styles(accuracy.protocol)
+        other_seeds_drawn = False
         for protocol, line_style in line_styles.items():
             for attention, group in by_mechanism(accuracy[accuracy.protocol == protocol]):
                 label = f"{attention} ({protocol})" if len(line_styles) > 1 else attention
                 energies = group.groupby("L").energy_per_site
                 lowest = group.energy_per_site == energies.transform("min")
+                other_seeds_drawn |= bool((~lowest).any())
                 for rows, style in ((group[lowest], {"label": label, "ls": line_style}),
                                     (group[~lowest], {"ls": "none", "alpha": OTHER_SEEDS_ALPHA})):
                     reference = rows.reference_energy
@@ -153,7 +155,7 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         for ax in (left, right):
             ax.set_xticks(sorted({int(L) for line in ax.get_lines() for L in line.get_xdata()}))
         extra = [_paper_handle(PAPER_ACCURACY_LABEL)] if len(paper) else []
-        if _has_other_seeds(accuracy):
+        if other_seeds_drawn:
             extra.append(Line2D([], [], color="0.3", ls="none", marker="o",
                                 alpha=OTHER_SEEDS_ALPHA, label=OTHER_SEEDS_LABEL))
         legend_once_per_label(left, extra=extra, fontsize="small")
@@ -193,11 +195,6 @@ OTHER_SEEDS_LABEL = "other seeds (the lines join the lowest)"
 """Legend label of the faint markers of the seeds that are not a mechanism's lowest at an L."""
 
 OTHER_SEEDS_ALPHA = 0.35
-
-
-def _has_other_seeds(runs: pd.DataFrame) -> bool:
-    """Whether some mechanism has several runs at one L and protocol (Fig. 3's faint markers)."""
-    return bool(runs.groupby(["protocol", "attention", "L"]).size().gt(1).any())
 
 
 def paper_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
