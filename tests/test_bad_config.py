@@ -23,7 +23,7 @@ from vitnqs import cli, io
 from vitnqs.config import RunConfig
 from vitnqs.plotting import fig_learning_curves, fig_scaling, select_timings
 from vitnqs.tables import display_energies, summary_frame, table_energies
-from vitnqs.train import HISTORY_COLUMNS, RunRecorder
+from vitnqs.recorder import HISTORY_COLUMNS, RunRecorder
 
 RUN_CONFIGS = [  # (change to TINY_RUN, what the message must say)
     ({"L": 5}, "L=5 is not divisible by patch_size=2"),

@@ -154,7 +154,7 @@ def poisoned_local_estimators(original, call: int, value: float):
 def _inject(moment: str, count: int, run_dir: Path) -> None:
     import netket as nk
 
-    from vitnqs.train import RunRecorder
+    from vitnqs.recorder import RunRecorder
 
     marker = paused_marker(run_dir)
 
