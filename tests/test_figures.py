@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from vitnqs.config import RunConfig
 from vitnqs.paper import PAPER_TABLE1
 from vitnqs.attention_plots import fig_input_dependence_size
 from vitnqs.plotting import OTHER_SEEDS_LABEL, fig_learning_curves, fig_scaling, select_timings
+from vitnqs.workflow_config import build_run_grid
 from vitnqs.tables import (
     format_latex, format_markdown, format_with_error, summary_frame, table_energies,
 )
@@ -203,6 +206,33 @@ def test_fig_learning_curves_draws_running_means_over_long_runs(runs, tiny_runs)
     assert texts == ["lines: running mean of 20 steps; faint: each step"]
     short = panels["4x4, $J_2$ = 0.5, $n_l$ = 1, tiny"]
     assert len(short.get_lines()) == 2 and not short.texts
+
+
+def test_fig_learning_curves_legends_cover_no_point_of_the_committed_curves():
+    """Fig. 2 from the committed runs, as the workflow draws it: no panel's legend
+    hides a point of a labelled curve. The paper-protocol panel holds six or more labelled
+    running means over 5000 steps, beside faint per-step lines that fill most of the panel."""
+    repo = Path(__file__).parents[1]
+    fig2_runs = build_run_grid(io.read_yaml(repo / "config" / "config.yaml")).groups["fig2"]
+    summaries = [repo / "results" / "runs" / run_id / "summary.json" for run_id in fig2_runs]
+    summaries = [path for path in summaries if path.exists()]
+    assert len(summaries) > 10, "the committed runs are missing"
+    runs = summary_frame([io.read_json(p) for p in summaries])
+    histories = {p.parent.name: io.read_csv(p.parent / "history.csv") for p in summaries}
+    figure = fig_learning_curves(histories, runs)
+    figure.canvas.draw()
+    covered = {}
+    for ax in (ax for ax in figure.axes if ax.get_visible()):
+        box = ax.get_legend().get_window_extent()
+        for line in ax.get_lines():
+            if line.get_label().startswith("_"):  # faint per-step lines: not named, may pass under
+                continue
+            points = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+            x, y = points[np.isfinite(points).all(axis=1)].T
+            inside = (box.x0 <= x) & (x <= box.x1) & (box.y0 <= y) & (y <= box.y1)
+            if inside.any():
+                covered[(ax.get_title(), line.get_label())] = int(inside.sum())
+    assert covered == {}
 
 
 def test_fig_learning_curves_shades_the_papers_final_errors_for_its_system(runs, tiny_runs):

@@ -107,7 +107,8 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
                         transform=ax.transAxes, fontsize="x-small", va="bottom")
             ax.set(yscale="log", xlabel="step", ylabel=r"$|(E_0 - E)/E_0|$",
                    title=f"{prefix}{L}x{L}, $J_2$ = {J2:g}, $n_l$ = {n_layers}{suffix}")
-            legend_once_per_label(ax)
+            # relative errors fall from the top left: the top right stays empty
+            legend_once_per_label(ax, loc="upper right", max_rows=4, fontsize="small")
         if not panels:
             _no_runs(axes[0])
         fig.suptitle(f"Relative error during optimization\n{describe_protocols(runs)}",
@@ -282,11 +283,14 @@ def _panel_grid(n_panels: int, sharex: bool = True):
     return fig, axes
 
 
-def legend_once_per_label(ax, extra=(), **legend_options) -> None:
+def legend_once_per_label(ax, extra=(), max_rows: int | None = None, **legend_options) -> None:
     """A legend with one entry per label: one per mechanism, also with several seeds; then the
-    ``extra`` handles (entries for what the labels do not name)."""
+    ``extra`` handles (entries for what the labels do not name). Past ``max_rows`` entries, in
+    as many columns as that takes."""
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles)) | {handle.get_label(): handle for handle in extra}
+    if max_rows:
+        legend_options.setdefault("ncol", max(1, math.ceil(len(unique) / max_rows)))
     if unique:
         ax.legend(unique.values(), unique.keys(), **legend_options)
 
