@@ -208,31 +208,53 @@ def test_fig_learning_curves_draws_running_means_over_long_runs(runs, tiny_runs)
     assert len(short.get_lines()) == 2 and not short.texts
 
 
-def test_fig_learning_curves_legends_cover_no_point_of_the_committed_curves():
-    """Fig. 2 from the committed runs, as the workflow draws it: no panel's legend
-    hides a point of a labelled curve. The paper-protocol panel holds six or more labelled
-    running means over 5000 steps, beside faint per-step lines that fill most of the panel."""
+def committed_runs_of(group: str) -> pd.DataFrame:
+    """The summaries of a group's committed, finished runs, as the workflow's figure rules read
+    them (config/config.yaml, results/runs/)."""
     repo = Path(__file__).parents[1]
-    fig2_runs = build_run_grid(io.read_yaml(repo / "config" / "config.yaml")).groups["fig2"]
-    summaries = [repo / "results" / "runs" / run_id / "summary.json" for run_id in fig2_runs]
-    summaries = [path for path in summaries if path.exists()]
-    assert len(summaries) > 10, "the committed runs are missing"
-    runs = summary_frame([io.read_json(p) for p in summaries])
-    histories = {p.parent.name: io.read_csv(p.parent / "history.csv") for p in summaries}
-    figure = fig_learning_curves(histories, runs)
+    run_ids = build_run_grid(io.read_yaml(repo / "config" / "config.yaml")).groups[group]
+    paths = [repo / "results" / "runs" / run_id / "summary.json" for run_id in run_ids]
+    return summary_frame([io.read_json(path) for path in paths if path.exists()])
+
+
+def points_under_legends(figure, labelled_only: bool) -> dict[tuple[str, str], int]:
+    """(panel title, line label) -> how many of the line's points its panel's legend covers."""
     figure.canvas.draw()
     covered = {}
-    for ax in (ax for ax in figure.axes if ax.get_visible()):
+    for ax in (ax for ax in figure.axes if ax.get_visible() and ax.get_legend()):
         box = ax.get_legend().get_window_extent()
         for line in ax.get_lines():
-            if line.get_label().startswith("_"):  # faint per-step lines: not named, may pass under
+            if labelled_only and line.get_label().startswith("_"):
                 continue
-            points = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+            xy = np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)
+            points = ax.transData.transform(xy)
             x, y = points[np.isfinite(points).all(axis=1)].T
             inside = (box.x0 <= x) & (x <= box.x1) & (box.y0 <= y) & (y <= box.y1)
             if inside.any():
                 covered[(ax.get_title(), line.get_label())] = int(inside.sum())
-    assert covered == {}
+    return covered
+
+
+def test_fig_learning_curves_legends_cover_no_point_of_the_committed_curves():
+    """Fig. 2 from the committed runs, as the workflow draws it: no panel's legend hides a point
+    of a labelled curve. The paper-protocol panel holds six or more labelled running means over
+    5000 steps, beside faint per-step lines (not named, free to pass under a legend)."""
+    runs = committed_runs_of("fig2")
+    assert len(runs) > 10, "the committed runs are missing"
+    root = Path(__file__).parents[1] / "results" / "runs"
+    histories = {run_id: io.read_csv(root / run_id / "history.csv") for run_id in runs.run_id}
+    assert points_under_legends(fig_learning_curves(histories, runs), labelled_only=True) == {}
+
+
+def test_fig_scaling_legends_cover_no_point_of_the_committed_runs():
+    """Fig. 3 from the committed runs and benchmarks: no legend hides a marker or line, ours
+    (other seeds' faint markers included) or the paper's."""
+    runs = committed_runs_of("fig3")
+    assert len(runs) > 5, "the committed runs are missing"
+    benchmarks = {path.name: io.read_csv(path) for path in
+                  sorted((Path(__file__).parents[1] / "results" / "benchmarks").glob("*.csv"))}
+    timings, source = select_timings(runs, benchmarks)
+    assert points_under_legends(fig_scaling(runs, timings, source), labelled_only=False) == {}
 
 
 def test_fig_learning_curves_shades_the_papers_final_errors_for_its_system(runs, tiny_runs):

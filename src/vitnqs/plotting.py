@@ -159,7 +159,9 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         if other_seeds_drawn:
             extra.append(Line2D([], [], color="0.3", ls="none", marker="o",
                                 alpha=OTHER_SEEDS_ALPHA, label=OTHER_SEEDS_LABEL))
-        legend_once_per_label(left, extra=extra, fontsize="small")
+        # below the panel: errors at 6x6 to 10x10 and the paper's fill it from 1e-3 up
+        legend_once_per_label(left, extra=extra, max_rows=4, fontsize="small",
+                              loc="upper center", bbox_to_anchor=(0.5, -0.2))
         _timing_legend(right, styles)
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
