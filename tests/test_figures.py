@@ -11,7 +11,8 @@ import pytest
 from vitnqs import io
 from vitnqs.config import RunConfig
 from vitnqs.paper import PAPER_TABLE1
-from vitnqs.attention_plots import fig_input_dependence_size
+from vitnqs.analysis_jobs import ANALYSIS_DEFAULTS
+from vitnqs.attention_plots import fig_input_dependence, fig_input_dependence_size
 from vitnqs.plotting import OTHER_SEEDS_LABEL, fig_learning_curves, fig_scaling, select_timings
 from vitnqs.workflow_config import build_run_grid
 from vitnqs.tables import (
@@ -218,7 +219,8 @@ def committed_runs_of(group: str) -> pd.DataFrame:
 
 
 def points_under_legends(figure, labelled_only: bool) -> dict[tuple[str, str], int]:
-    """(panel title, line label) -> how many of the line's points its panel's legend covers."""
+    """(panel title, line label) -> how many points of the line its panel's legend covers: its
+    markers, and 20 points along each segment where it is drawn as a line."""
     figure.canvas.draw()
     covered = {}
     for ax in (ax for ax in figure.axes if ax.get_visible() and ax.get_legend()):
@@ -228,6 +230,9 @@ def points_under_legends(figure, labelled_only: bool) -> dict[tuple[str, str], i
                 continue
             xy = np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)
             points = ax.transData.transform(xy)
+            if line.get_linestyle() not in ("None", "", " "):
+                t = np.linspace(0.0, 1.0, 20)[None, :, None]
+                points = (points[:-1, None] * (1 - t) + points[1:, None] * t).reshape(-1, 2)
             x, y = points[np.isfinite(points).all(axis=1)].T
             inside = (box.x0 <= x) & (x <= box.x1) & (box.y0 <= y) & (y <= box.y1)
             if inside.any():
@@ -255,6 +260,20 @@ def test_fig_scaling_legends_cover_no_point_of_the_committed_runs():
                   sorted((Path(__file__).parents[1] / "results" / "benchmarks").glob("*.csv"))}
     timings, source = select_timings(runs, benchmarks)
     assert points_under_legends(fig_scaling(runs, timings, source), labelled_only=False) == {}
+
+
+def test_input_dependence_figures_legends_cover_no_point_of_the_committed_analysis():
+    """The index-vs-step figure from every committed analysis file, and the index-vs-L figure
+    with the default selection (J2 = 0.5, n_l = 4): no legend hides a marker or line (the
+    second's sat on decoupled's 8x8-10x10 segment)."""
+    analysis = Path(__file__).parents[1] / "results" / "analysis"
+    frames = [io.read_csv(path) for path in sorted((analysis / "input_dependence").glob("*.csv"))]
+    assert len(frames) > 5, "the committed analysis files are missing"
+    by_step = fig_input_dependence(pd.concat(frames, ignore_index=True))
+    by_size = fig_input_dependence_size(io.read_csv(analysis / "table_input_dependence.csv"),
+                                        **ANALYSIS_DEFAULTS["size_runs"])
+    assert points_under_legends(by_step, labelled_only=False) == {}
+    assert points_under_legends(by_size, labelled_only=False) == {}
 
 
 def test_fig_learning_curves_shades_the_papers_final_errors_for_its_system(runs, tiny_runs):

@@ -108,7 +108,7 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
         selected = selected[selected[column] == value]
     selected = _with_protocol_and_seed(selected)
     markers = protocol_markers(selected["protocol"]) if selected["protocol"].nunique() > 1 else {}
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.5), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.5), sharey=True, layout="constrained")
     panels = (("first layer", selected[selected["layer"] == 0]), ("mean over layers", selected))
     for ax, (title, rows) in zip(axes, panels):
         for attention, mechanism in by_mechanism(rows):
@@ -131,6 +131,7 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
         ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
     axes[0].set_ylabel("input-dependence index")
-    axes[1].legend(fontsize=7)
+    # beside the panels: indices of every size spread over the panels' height
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(", ".join(f"{k} = {v}" for k, v in runs.items()), fontsize=9)
     return fig
