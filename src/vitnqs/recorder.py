@@ -1,5 +1,5 @@
-"""Everything one run writes while it trains: history, snapshots, checkpoints, progress lines,
-the summary.
+"""What one run writes while it trains (history, snapshots, checkpoints, progress lines, the
+summary), and the layout of a run directory.
 
 Run directory layout (all writes atomic; see ``vitnqs.io``):
     config.yaml                 the validated run config (written by ``vitnqs.train``)
@@ -8,7 +8,8 @@ Run directory layout (all writes atomic; see ``vitnqs.io``):
     summary.json                final energy, timings, provenance; written last
     train.log                   progress lines
     checkpoint/state.msgpack    full state every k steps (the previous one kept as state.prev.msgpack)
-    segments.csv                where and with which code each stretch of steps ran (``vitnqs.segments``)
+    segments.csv                where and with which code each stretch of steps ran (written by
+                                ``vitnqs.train`` through ``vitnqs.segments``)
 
 A ``RunRecorder`` is hooked into NetKet's driver through ``callback()``: it snapshots parameters
 at the configured steps, stops the run with ``NonFiniteError`` at the first non-finite energy or
