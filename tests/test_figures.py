@@ -14,15 +14,17 @@ from vitnqs.paper import PAPER_TABLE1
 from vitnqs.analysis_jobs import ANALYSIS_DEFAULTS
 from vitnqs.attention_plots import fig_input_dependence, fig_input_dependence_size
 from vitnqs.plotting import OTHER_SEEDS_LABEL, fig_learning_curves, fig_scaling, select_timings
-from vitnqs.workflow_config import build_run_grid
 from vitnqs.tables import (
     format_latex, format_markdown, format_with_error, summary_frame, table_energies,
 )
+from vitnqs.workflow_config import build_run_grid
 
 TINY = dict(L=4, n_layers=1, d_model=8, n_heads=2, n_steps=4, n_samples=64, n_chains=16,
             n_samples_final=128, protocol="tiny")
 PAPER_NETWORK = dict(n_layers=4, d_model=60, n_heads=10)
 """The network of the paper's Table 1, given to tiny runs' rows to match the paper's."""
+REPO = Path(__file__).parents[1]
+"""The checkout: its config/config.yaml and committed results/, which the figure rules read."""
 
 
 @pytest.fixture(autouse=True)
@@ -212,9 +214,8 @@ def test_fig_learning_curves_draws_running_means_over_long_runs(runs, tiny_runs)
 def committed_runs_of(group: str) -> pd.DataFrame:
     """The summaries of a group's committed, finished runs, as the workflow's figure rules read
     them (config/config.yaml, results/runs/)."""
-    repo = Path(__file__).parents[1]
-    run_ids = build_run_grid(io.read_yaml(repo / "config" / "config.yaml")).groups[group]
-    paths = [repo / "results" / "runs" / run_id / "summary.json" for run_id in run_ids]
+    run_ids = build_run_grid(io.read_yaml(REPO / "config" / "config.yaml")).groups[group]
+    paths = [REPO / "results" / "runs" / run_id / "summary.json" for run_id in run_ids]
     return summary_frame([io.read_json(path) for path in paths if path.exists()])
 
 
@@ -246,8 +247,8 @@ def test_fig_learning_curves_legends_cover_no_point_of_the_committed_curves():
     5000 steps, beside faint per-step lines (not named, free to pass under a legend)."""
     runs = committed_runs_of("fig2")
     assert len(runs) > 10, "the committed runs are missing"
-    root = Path(__file__).parents[1] / "results" / "runs"
-    histories = {run_id: io.read_csv(root / run_id / "history.csv") for run_id in runs.run_id}
+    histories = {run_id: io.read_csv(REPO / "results" / "runs" / run_id / "history.csv")
+                 for run_id in runs.run_id}
     assert points_under_legends(fig_learning_curves(histories, runs), labelled_only=True) == {}
 
 
@@ -257,7 +258,7 @@ def test_fig_scaling_legends_cover_no_point_of_the_committed_runs():
     runs = committed_runs_of("fig3")
     assert len(runs) > 5, "the committed runs are missing"
     benchmarks = {path.name: io.read_csv(path) for path in
-                  sorted((Path(__file__).parents[1] / "results" / "benchmarks").glob("*.csv"))}
+                  sorted((REPO / "results" / "benchmarks").glob("*.csv"))}
     timings, source = select_timings(runs, benchmarks)
     assert points_under_legends(fig_scaling(runs, timings, source), labelled_only=False) == {}
 
@@ -266,7 +267,7 @@ def test_input_dependence_figures_legends_cover_no_point_of_the_committed_analys
     """The index-vs-step figure from every committed analysis file, and the index-vs-L figure
     with the default selection (J2 = 0.5, n_l = 4): no legend hides a marker or line (the
     second's sat on decoupled's 8x8-10x10 segment)."""
-    analysis = Path(__file__).parents[1] / "results" / "analysis"
+    analysis = REPO / "results" / "analysis"
     frames = [io.read_csv(path) for path in sorted((analysis / "input_dependence").glob("*.csv"))]
     assert len(frames) > 5, "the committed analysis files are missing"
     by_step = fig_input_dependence(pd.concat(frames, ignore_index=True))
