@@ -19,8 +19,9 @@ from train_helpers import (
 
 from vitnqs import io, load_run
 from vitnqs.config import RunConfig
+from vitnqs.recorder import HISTORY_COLUMNS
 from vitnqs.sr import SymmetricKernelVMC_SR  # the driver training uses
-from vitnqs.train import HISTORY_COLUMNS, NonFiniteError, RunDirectoryError, run
+from vitnqs.train import NonFiniteError, RunDirectoryError, run
 
 CONVERGENCE_RUN = dict(
     L=4, J2=0.5, n_layers=1, d_model=24, n_heads=4, n_steps=400, n_samples=1024, n_chains=32,

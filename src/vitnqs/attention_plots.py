@@ -15,8 +15,8 @@ import pandas as pd  # noqa: E402
 
 from vitnqs.config import parse_run_id  # noqa: E402
 from vitnqs.plotting import (  # noqa: E402
-    COLORS, SEED_MARKERS, by_mechanism, by_seed, legend_once_per_label, protocol_line_styles,
-    protocol_markers,
+    COLORS, LEGEND_BESIDE, SEED_MARKERS, by_mechanism, by_seed, legend_once_per_label,
+    protocol_line_styles, protocol_markers,
 )
 
 SNAPSHOT_NAMES = ("initialization", "optimized")
@@ -131,7 +131,6 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
         ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
     axes[0].set_ylabel("input-dependence index")
-    # beside the panels: indices of every size spread over the panels' height
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[1].legend(fontsize=7, **LEGEND_BESIDE)  # indices of every size fill the panels
     fig.suptitle(", ".join(f"{k} = {v}" for k, v in runs.items()), fontsize=9)
     return fig

@@ -44,6 +44,9 @@ MARKERS = {"t5": "o", "decoupled": "s", "factored": "^"}
 SEED_LINESTYLES = ("-", "--", ":", "-.")
 """Line style of a mechanism's first, second, ... seed in a panel (Fig. 2)."""
 
+LEGEND_BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
+"""A legend to the right of its panel, top-aligned (where data fill the panel's height)."""
+
 SEED_MARKERS = ("o", "s", "^", "D")
 """Marker of a mechanism's first, second, ... seed under one protocol (input dependence vs step)."""
 
@@ -255,7 +258,7 @@ def _timing_legend(ax, styles: list[tuple[str, object]]) -> None:
     handles += [Line2D([], [], color="0.3", ls=style, label=label) for label, style in styles
                 if label]
     handles.append(_paper_handle(PAPER_TIMING_LABEL))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
+    ax.legend(handles=handles, fontsize="small", **LEGEND_BESIDE)
 
 
 def by_mechanism(frame: pd.DataFrame):

@@ -27,9 +27,7 @@ import optax
 from vitnqs import io, provenance, segments
 from vitnqs.config import ConfigError, RunConfig
 from vitnqs.memory import plan_chunks
-from vitnqs.recorder import (
-    HISTORY_COLUMNS, NonFiniteError, RunDirectoryError, RunRecorder, TrainingStopped,
-)
+from vitnqs.recorder import NonFiniteError, RunDirectoryError, RunRecorder, TrainingStopped
 from vitnqs.sharding import check_chains_split
 from vitnqs.sr import SymmetricKernelVMC_SR
 from vitnqs.system import build_system, energy_per_site
@@ -244,7 +242,7 @@ def _logger(run_dir: Path, quiet: bool) -> logging.Logger:
     return logger
 
 
+# the exceptions `run` raises, beside it
 __all__ = [
-    "ConfigError", "HISTORY_COLUMNS", "NonFiniteError", "RunDirectoryError", "RunRecorder",
-    "TrainingStopped", "final_energy", "run",
+    "ConfigError", "NonFiniteError", "RunDirectoryError", "TrainingStopped", "final_energy", "run",
 ]
