@@ -510,6 +510,27 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
         table[table.status != "final energy left"])
 
 
+def test_diverged_runs_are_listed_below_the_status_table_with_the_steps_they_reached(tiny_runs):
+    """A run moved to failed/ after a non-finite energy leaves the config, so the status table
+    no longer lists it; the section below it does, with how far its history went."""
+    from vitnqs.tables import format_diverged_runs, table_diverged_runs
+
+    config = io.read_json(next(iter(tiny_runs.values())) / "summary.json")["config"]
+    failed = {RunConfig.from_dict({**config, "seed": seed}).run_id: (
+        {**config, "seed": seed},
+        pd.DataFrame({"step": range(steps), "energy": [-0.4] * (steps - 1) + [last]}))
+        for seed, steps, last in ((7, 5, 290.0), (3, 2, -5.0e45))}
+    table = table_diverged_runs(failed)
+    assert list(table.seed) == [3, 7]  # ordered as the status table: by seed last
+    assert list(table.steps_recorded) == [2, 5]
+    markdown = format_diverged_runs(table)
+    assert "**Diverged runs**: 2" in markdown
+    line = next(line for line in markdown.splitlines() if "_s7_" in line)
+    assert f"5 / {config['n_steps']}" in line and "290" in line
+    assert "-5e+45" in markdown
+    assert format_diverged_runs(table_diverged_runs({})) == ""
+
+
 def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(runs):
     """Two seeds of t5 and one of factored on the paper's 6x6 network: t5 is represented by its
     lower (better variational) energy, the seeds' and the mechanisms' spreads are relative to

@@ -248,6 +248,40 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
     return sort_runs(pd.DataFrame(rows, columns=list(STATUS_COLUMNS)))
 
 
+DIVERGED_COLUMNS = ("run_id", "protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps",
+                    "steps_recorded", "last_energy")
+"""Columns of table_diverged_runs, one row per run folder under results/failed/."""
+
+
+def table_diverged_runs(failed: dict[str, tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
+    """The runs kept under results/failed/ (trained, stopped by a non-finite energy, taken out
+    of the config): how many steps their history holds and its last energy per site.
+
+    failed: run id -> (its config.yaml mapping, its history.csv).
+    """
+    rows = [{
+        **{key: config[key] for key in DIVERGED_COLUMNS[1:8]},
+        "run_id": run_id,
+        "steps_recorded": len(history),
+        "last_energy": float(history["energy"].iloc[-1]) if len(history) else None,
+    } for run_id, (config, history) in failed.items()]
+    return sort_runs(pd.DataFrame(rows, columns=list(DIVERGED_COLUMNS)))
+
+
+def format_diverged_runs(table: pd.DataFrame) -> str:
+    """Markdown section below the run-status table; empty when no run diverged."""
+    if not len(table):
+        return ""
+    shown = table.assign(
+        steps_recorded=[f"{d} / {n}" for d, n in zip(table.steps_recorded, table.n_steps)],
+        last_energy=table.last_energy.map(lambda e: f"{e:.4g}"),
+    ).drop(columns=["n_steps"]).rename(
+        columns={"steps_recorded": "steps recorded", "last_energy": "last energy per site"})
+    return (f"\n**Diverged runs**: {len(table)}, kept in `failed/` as evidence (config, history "
+            "and log; the workflow config's comments name each retry)\n\n"
+            + shown.astype(str).to_markdown(index=False, disable_numparse=True) + "\n")
+
+
 FINAL_ENERGY_LEFT = "final energy left"
 """The status of a run stopped between its last step and its summary."""
 

@@ -44,6 +44,8 @@ rule run_status:
         # the table lists every configured run: a run added to (or removed from) the config
         # changes it before any run file exists, and Snakemake's params trigger did not rerun it
         config_files=workflow.configfiles,
+        # runs that diverged and were taken out of the config, listed below the table
+        failed=sorted(glob.glob(f"{RESULTS}/failed/*/history.csv")),
         code="src/vitnqs/tables.py",
     output:
         csv=f"{RESULTS}/tables/run_status.csv",

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from vitnqs import io
-from vitnqs.tables import format_run_status, table_run_status, training_progress
+from vitnqs.tables import (format_diverged_runs, format_run_status, table_diverged_runs,
+                           table_run_status, training_progress)
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
 summaries = {s["run_id"]: s for s in map(io.read_json, inputs.summaries)}
@@ -15,6 +16,11 @@ progress = {  # an unfinished run's history.csv is rewritten with every checkpoi
     if (run_dir / "history.csv").exists()
 }
 table = table_run_status(params.configs, params.groups, summaries, progress)
+diverged = table_diverged_runs({
+    Path(path).parent.name: (io.read_yaml(Path(path).parent / "config.yaml"), io.read_csv(path))
+    for path in inputs.failed
+})
 io.write_csv(snakemake.output.csv, table)  # noqa: F821
-io.write_atomic(snakemake.output.md, format_run_status(table).encode())  # noqa: F821
+markdown = format_run_status(table) + format_diverged_runs(diverged)
+io.write_atomic(snakemake.output.md, markdown.encode())  # noqa: F821
 io.write_atomic(snakemake.log[0], f"run_status: {len(table)} runs\n".encode())  # noqa: F821
