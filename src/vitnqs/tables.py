@@ -260,7 +260,8 @@ def table_diverged_runs(failed: dict[str, tuple[dict, pd.DataFrame]]) -> pd.Data
     failed: run id -> (its config.yaml mapping, its history.csv).
     """
     rows = [{
-        **{key: config[key] for key in DIVERGED_COLUMNS[1:8]},
+        **{key: config[key] for key in ("protocol", "L", "J2", "n_layers", "attention", "seed",
+                                         "n_steps")},
         "run_id": run_id,
         "steps_recorded": len(history),
         "last_energy": float(history["energy"].iloc[-1]) if len(history) else None,

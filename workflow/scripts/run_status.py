@@ -23,4 +23,5 @@ diverged = table_diverged_runs({
 io.write_csv(snakemake.output.csv, table)  # noqa: F821
 markdown = format_run_status(table) + format_diverged_runs(diverged)
 io.write_atomic(snakemake.output.md, markdown.encode())  # noqa: F821
-io.write_atomic(snakemake.log[0], f"run_status: {len(table)} runs\n".encode())  # noqa: F821
+log_line = f"run_status: {len(table)} runs, {len(diverged)} diverged\n"
+io.write_atomic(snakemake.log[0], log_line.encode())  # noqa: F821
