@@ -196,9 +196,11 @@ def _latex_escape(text: str) -> str:
     return text
 
 
+RUN_KEYS = ("protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps")
+"""The RunConfig keys the status tables copy, which say what a run is and how long it trains."""
+
 STATUS_COLUMNS = (
-    "run_id", "groups", "protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps",
-    "steps_done", "status", "energy", "relative_error", "seconds_per_step", "device",
+    "run_id", "groups", *RUN_KEYS, "steps_done", "status", "energy", "relative_error", "seconds_per_step", "device",
     "remaining_hours",
 )
 """Columns of table_run_status, one row per run of the workflow config."""
@@ -232,8 +234,7 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
         done = config["n_steps"] if summary else pace.get("steps_done", 0)
         seconds = pace.get("seconds_per_step")
         rows.append({
-            **{key: config[key] for key in ("protocol", "L", "J2", "n_layers", "attention",
-                                             "seed", "n_steps")},
+            **{key: config[key] for key in RUN_KEYS},
             "run_id": run_id,
             "groups": ", ".join(name for name, ids in groups.items() if run_id in ids),
             "steps_done": done,
@@ -248,8 +249,7 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
     return sort_runs(pd.DataFrame(rows, columns=list(STATUS_COLUMNS)))
 
 
-DIVERGED_COLUMNS = ("run_id", "protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps",
-                    "steps_recorded", "last_energy")
+DIVERGED_COLUMNS = ("run_id", *RUN_KEYS, "steps_recorded", "last_energy")
 """Columns of table_diverged_runs, one row per run folder under results/failed/."""
 
 
@@ -260,8 +260,7 @@ def table_diverged_runs(failed: dict[str, tuple[dict, pd.DataFrame]]) -> pd.Data
     failed: run id -> (its config.yaml mapping, its history.csv).
     """
     rows = [{
-        **{key: config[key] for key in ("protocol", "L", "J2", "n_layers", "attention", "seed",
-                                         "n_steps")},
+        **{key: config[key] for key in RUN_KEYS},
         "run_id": run_id,
         "steps_recorded": len(history),
         "last_energy": float(history["energy"].iloc[-1]) if len(history) else None,
@@ -274,7 +273,7 @@ def format_diverged_runs(table: pd.DataFrame) -> str:
     if not len(table):
         return ""
     shown = table.assign(
-        steps_recorded=[f"{d} / {n}" for d, n in zip(table.steps_recorded, table.n_steps)],
+        steps_recorded=steps_of(table.steps_recorded, table.n_steps),
         last_energy=table.last_energy.map(lambda e: f"{e:.4g}"),
     ).drop(columns=["n_steps"]).rename(
         columns={"steps_recorded": "steps recorded", "last_energy": "last energy per site"})
@@ -296,6 +295,11 @@ def run_status(finished: bool, steps_done: int, n_steps: int) -> str:
     return "training" if steps_done else "not started"
 
 
+def steps_of(done: pd.Series, n_steps: pd.Series) -> list[str]:
+    """'300 / 600' per run: steps done (or recorded) of the protocol's."""
+    return [f"{d} / {n}" for d, n in zip(done, n_steps)]
+
+
 def format_run_status(table: pd.DataFrame) -> str:
     """Markdown: a count of finished, training and not-started runs (and of those with only
     their final energy left, if any) above the table; a run in training says its pace and the
@@ -311,7 +315,7 @@ def format_run_status(table: pd.DataFrame) -> str:
             for status, hours, seconds, device in zip(table.status, table.remaining_hours,
                                                         table.seconds_per_step, table.device)]
     shown = table.assign(
-        steps_done=[f"{d} / {n}" for d, n in zip(table.steps_done, table.n_steps)],
+        steps_done=steps_of(table.steps_done, table.n_steps),
         relative_error=table.relative_error.map(format_scientific),
         remaining=pace,
     ).drop(columns=["n_steps", "seconds_per_step", "device", "remaining_hours"]).rename(
