@@ -144,7 +144,8 @@ def test_analysis_samples_a_run_whose_chunk_does_not_divide_its_sample_count():
     state = initial_state("t5")
     state = dataclasses.replace(state, config=state.config.replace(chunk_size=48, n_samples=96))
     moments = sampled_moments(state, SMALL)
-    assert all(np.isfinite(m.index).all() and m.count == 128 for layers in moments.values() for m in layers)
+    assert all(np.isfinite(m.index).all() and m.count == 128
+               for layers in moments.values() for m in layers)
     assert state.variational_state(n_samples=100).chunk_size is None
     assert state.variational_state(n_samples=144).chunk_size == 48
 

@@ -198,7 +198,9 @@ def test_sigterm_stops_after_the_step_under_way_and_loses_no_step(uninterrupted,
     assert "run the same command to continue" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (run_dir / "summary.json").exists()
-    checkpoint = serialization.msgpack_restore(io.read_state(run_dir / "checkpoint" / "state.msgpack"))
+    checkpoint = serialization.msgpack_restore(
+        io.read_state(run_dir / "checkpoint" / "state.msgpack")
+    )
     assert checkpoint["step"] == done
     assert list(io.read_csv(run_dir / "history.csv")["step"]) == list(range(done))
 
@@ -220,7 +222,9 @@ def test_a_second_sigterm_ends_the_process_at_once(uninterrupted, tmp_path):
     config, run_dir = write_config(tmp_path / "run.yaml"), tmp_path / "run"
     result = train_with_fault(config, run_dir, "sigterm-twice", 9)
     assert result.returncode == -signal.SIGTERM, result.stderr
-    checkpoint = serialization.msgpack_restore(io.read_state(run_dir / "checkpoint" / "state.msgpack"))
+    checkpoint = serialization.msgpack_restore(
+        io.read_state(run_dir / "checkpoint" / "state.msgpack")
+    )
     assert checkpoint["step"] == 8  # the last regular checkpoint, before step 9 could finish
     run(TINY_RUN, run_dir, quiet=True)
     assert run_outcome(run_dir) == run_outcome(uninterrupted)

@@ -121,7 +121,8 @@ def test_table_names_every_device_that_trained_a_run(runs, tiny_runs):
     assert all(s["training_devices"] == s["device"] for s in summaries)  # one device here
     assert [s["segments"][0]["n_steps"] for s in summaries] == [4, 4, 4]
     moved = {**summaries[0], "training_devices": "H100 x2 (3 steps); H100 x1 (1 steps)",
-             "seconds_per_step": 1.2, "training_seconds_per_step": {"H100 x2": 1.05, "H100 x1": 1.62}}
+             "seconds_per_step": 1.2,
+             "training_seconds_per_step": {"H100 x2": 1.05, "H100 x1": 1.62}}
     older = {k: v for k, v in summaries[1].items()
              if k not in ("training_devices", "training_seconds_per_step", "segments")}
     table = table_energies(summary_frame([moved, older]))
@@ -160,8 +161,10 @@ def test_fig_learning_curves_keeps_protocols_in_their_own_panels(runs, tiny_runs
     other = runs[runs.run_id == run_id].assign(run_id=other_id, protocol="paper", n_steps=400)
     figure = fig_learning_curves({**histories, other_id: longer}, pd.concat([runs, other]))
     panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
-    assert list(panels)[1:] == ["4x4, $J_2$ = 0.5, $n_l$ = 1, tiny", "4x4, $J_2$ = 0.5, $n_l$ = 1, paper"]
-    assert sorted(panels) == ["4x4, $J_2$ = 0, $n_l$ = 1, tiny", "4x4, $J_2$ = 0.5, $n_l$ = 1, paper",
+    assert list(panels)[1:] == ["4x4, $J_2$ = 0.5, $n_l$ = 1, tiny",
+                                "4x4, $J_2$ = 0.5, $n_l$ = 1, paper"]
+    assert sorted(panels) == ["4x4, $J_2$ = 0, $n_l$ = 1, tiny",
+                              "4x4, $J_2$ = 0.5, $n_l$ = 1, paper",
                               "4x4, $J_2$ = 0.5, $n_l$ = 1, tiny"]
     assert [len(panels[t].get_lines()) for t in sorted(panels)] == [1, 1, 2]
     paper_steps = panels["4x4, $J_2$ = 0.5, $n_l$ = 1, paper"].get_lines()[0].get_xdata()
@@ -180,7 +183,8 @@ def test_fig_learning_curves_tells_the_seeds_of_a_mechanism_apart(runs, tiny_run
                                  pd.concat([other, runs]))
     lines = {line.get_label(): line for line in figure.axes[1].get_lines()}
     assert set(lines) == {"t5, seed 0", "t5, seed 1", "factored"}
-    assert lines["t5, seed 0"].get_linestyle() == "-" and lines["t5, seed 1"].get_linestyle() == "--"
+    assert (lines["t5, seed 0"].get_linestyle() == "-"
+            and lines["t5, seed 1"].get_linestyle() == "--")
     assert lines["t5, seed 0"].get_color() == lines["t5, seed 1"].get_color()
 
 
@@ -448,14 +452,16 @@ def test_index_vs_step_has_a_panel_per_system_and_a_line_style_per_protocol():
             for head in ("0", "1", "mean") for term in ("attention", "positional")]
     figure = fig_input_dependence(pd.DataFrame(rows))
     panels = [ax for ax in figure.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in panels] == ["L = 6, J2 = 0.5, n_l = 4", "L = 8, J2 = 0.5, n_l = 4"]
+    assert [ax.get_title() for ax in panels] == ["L = 6, J2 = 0.5, n_l = 4",
+                                                 "L = 8, J2 = 0.5, n_l = 4"]
     lines = {line.get_label(): line for line in panels[0].get_lines()}
     assert set(lines) == {"t5 (paper)", "t5 (short)"}
     assert lines["t5 (paper)"].get_linestyle() != lines["t5 (short)"].get_linestyle()
     assert list(lines["t5 (paper)"].get_xdata()) == [0, 5000]
     assert list(lines["t5 (paper)"].get_ydata()) == pytest.approx([0.2, 0.015])
     both = pd.DataFrame([*rows, *(dict(r, attention="decoupled",
-                                       run_id=r["run_id"].replace("t5", "decoupled")) for r in rows)])
+                                       run_id=r["run_id"].replace("t5", "decoupled"))
+                                  for r in rows)])
     legend = fig_input_dependence(both).axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
         "t5 (paper)", "t5 (short)", "decoupled (paper)", "decoupled (short)"]
@@ -540,7 +546,8 @@ def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(ru
     six = runs[runs.J2 == 0.5].assign(L=6, **PAPER_NETWORK, reference_energy=-0.5,
                                       energy_error=1e-5)
     t5 = six[six.attention == "t5"]
-    frame = pd.concat([t5.assign(energy_per_site=-0.4990), t5.assign(seed=1, energy_per_site=-0.4995),
+    frame = pd.concat([t5.assign(energy_per_site=-0.4990),
+                       t5.assign(seed=1, energy_per_site=-0.4995),
                        six[six.attention == "factored"].assign(energy_per_site=-0.4980)])
     table = table_agreement(frame).set_index("attention")
     assert list(table.index) == ["t5", "factored"]

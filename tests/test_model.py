@@ -70,7 +70,8 @@ def test_factored_weights_do_not_depend_on_the_input():
     a = _attention_weights(model, variables, random_sz0_configurations(16, 4, seed=1))
     b = _attention_weights(model, variables, random_sz0_configurations(16, 4, seed=2))
     for layer in ("block_0", "block_1"):
-        (alpha_a,), (alpha_b,) = a[layer]["attention"]["attention"], b[layer]["attention"]["attention"]
+        (alpha_a,), (alpha_b,) = (a[layer]["attention"]["attention"],
+                                  b[layer]["attention"]["attention"])
         assert alpha_a.shape == (2, 4, 4)
         np.testing.assert_array_equal(alpha_a, alpha_b)
 
@@ -80,7 +81,9 @@ def test_query_key_weights_depend_on_the_input_at_initialization(attention):
     model = small_vit(attention)
     spins = random_sz0_configurations(36, 6, seed=4)
     variables = model.init(jax.random.PRNGKey(1), spins)
-    (alpha_BxHxPxP,) = _attention_weights(model, variables, spins)["block_0"]["attention"]["attention"]
+    (alpha_BxHxPxP,) = _attention_weights(
+        model, variables, spins
+    )["block_0"]["attention"]["attention"]
     spread = np.std(np.asarray(alpha_BxHxPxP), axis=0)
     assert spread.mean() > 1e-3
 
@@ -102,11 +105,15 @@ def test_decoupled_without_queries_and_keys_is_factored_shifted_by_one_over_n():
         params["block_0"]["attention"][name] = jax.tree_util.tree_map(
             jnp.zeros_like, params["block_0"]["attention"][name]
         )
-    (alpha_dec,) = _attention_weights(decoupled, {"params": params}, spins)["block_0"]["attention"]["attention"]
+    (alpha_dec,) = _attention_weights(
+        decoupled, {"params": params}, spins
+    )["block_0"]["attention"]["attention"]
     factored_params = jax.tree_util.tree_map(lambda x: x, params)
     for name in ("Q", "K"):
         del factored_params["block_0"]["attention"][name]
-    (alpha_fac,) = _attention_weights(factored, {"params": factored_params}, spins)["block_0"]["attention"]["attention"]
+    (alpha_fac,) = _attention_weights(
+        factored, {"params": factored_params}, spins
+    )["block_0"]["attention"]["attention"]
     n_patches = 9
     expected = np.broadcast_to(alpha_fac + 1 / n_patches, alpha_dec.shape)
     np.testing.assert_allclose(alpha_dec, expected, rtol=1e-12, atol=1e-14)

@@ -49,5 +49,6 @@ def test_a_package_run_from_its_source_tree_records_its_version_not_only_not_ins
         raise provenance.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(provenance.metadata, "version", no_metadata)
-    assert provenance.package_version("vitnqs") == f"{vitnqs.__version__} (source tree, not installed)"
+    assert (provenance.package_version("vitnqs")
+            == f"{vitnqs.__version__} (source tree, not installed)")
     assert provenance.package_version("no_such_package_here") == "not installed"

@@ -36,7 +36,8 @@ def test_log_lines_with_and_without_a_commit_give_one_row_each():
 def test_a_segment_ends_where_the_next_begins_and_the_compiling_step_is_left_out():
     seconds = pd.Series([30.0, 1.0, 1.0, 1.0, 20.0, 2.0, 2.0], index=range(7))
     records = segments.summarize(rows((0, H100), (4, H100_PAIR)), seconds, n_steps=7)
-    assert [(r["first_step"], r["last_step"], r["n_steps"]) for r in records] == [(0, 3, 4), (4, 6, 3)]
+    assert [(r["first_step"], r["last_step"], r["n_steps"]) for r in records] == [
+        (0, 3, 4), (4, 6, 3)]
     assert [r["seconds_per_step"] for r in records] == [1.0, 2.0]
     assert segments.describe_devices(records) == f"{H100} (4 steps); {H100_PAIR} (3 steps)"
     assert segments.step_seconds_by_device(records, seconds) == {H100: 1.0, H100_PAIR: 2.0}

@@ -56,7 +56,8 @@ def test_run_on_four_devices_is_the_single_device_run(uninterrupted, tmp_path, f
     run_dir = tmp_path / "run"
     result = train_in_subprocess(write_config(tmp_path / "run.yaml"), run_dir)
     assert result.returncode == 0, result.stderr[-2000:]
-    sharded, single = io.read_json(run_dir / "summary.json"), io.read_json(uninterrupted / "summary.json")
+    sharded, single = (io.read_json(run_dir / "summary.json"),
+                       io.read_json(uninterrupted / "summary.json"))
     assert sharded["device"].endswith("x4") and single["device"].endswith("x1")
     assert np.allclose(_energies(run_dir), _energies(uninterrupted), rtol=1e-8, atol=0)
     assert sharded["energy_per_site"] == pytest.approx(single["energy_per_site"], rel=1e-8)

@@ -74,7 +74,9 @@ def test_run_writes_its_outputs(uninterrupted):
 
 
 @pytest.mark.parametrize("kill_after_step", [6, 13])
-def test_sigkill_then_rerun_gives_the_uninterrupted_result(uninterrupted, tmp_path, kill_after_step):
+def test_sigkill_then_rerun_gives_the_uninterrupted_result(
+    uninterrupted, tmp_path, kill_after_step
+):
     config = write_config(tmp_path / "run.yaml")
     run_dir = tmp_path / "run"
 
@@ -111,7 +113,9 @@ def test_a_finished_run_is_not_trained_again(uninterrupted):
     assert summary["energy_per_site"] == json.loads(before)["energy_per_site"]
 
 
-def test_a_finished_run_whose_summary_was_removed_is_not_retrained_from_scratch(uninterrupted, tmp_path):
+def test_a_finished_run_whose_summary_was_removed_is_not_retrained_from_scratch(
+    uninterrupted, tmp_path
+):
     """As after `snakemake --forceall`, which deletes summary.json and history.csv before the
     job: with no checkpoint to finish from, training would restart at step 0 over the final
     snapshot. It is refused, naming the way back, and nothing in the folder changes."""

@@ -84,7 +84,8 @@ def test_every_committed_analysis_file_has_its_provenance(clone):
         record = io.read_json(path.with_name(path.stem + ".provenance.json"))
         assert re.fullmatch("[0-9a-f]{40}", record["git_commit"]), path  # a clean commit
         assert record["device"] and record["settings"], path
-        assert record["wall_seconds"] or "reconstruct_provenance.py" in record["reconstructed"], path
+        assert (record["wall_seconds"]
+                or "reconstruct_provenance.py" in record["reconstructed"]), path
 
 
 def test_benchmark_target_plans_one_job_per_configuration(clone):
@@ -149,7 +150,8 @@ def test_quick_grid_trains_and_renders_end_to_end(quick):
     assert len(list(tree.glob("results-quick/runs/*/summary.json"))) == 4
     for name in FIGURES:
         assert (tree / "results-quick" / name).stat().st_size > 0, name
-    assert "protocol quick (4 steps, M = 64)" in (tree / "results-quick/tables/table1.md").read_text()
+    assert "protocol quick (4 steps, M = 64)" in (
+        tree / "results-quick/tables/table1.md").read_text()
     agreement = io.read_csv(tree / "results-quick/tables/mechanism_agreement.csv")
     assert sorted(agreement["attention"]) == ["decoupled", "factored", "factored", "t5"]
     # the quick grid never touches results/
@@ -158,8 +160,9 @@ def test_quick_grid_trains_and_renders_end_to_end(quick):
     assert "train" not in planned_jobs(again.stdout)
     # A run added to the config is listed as not started before any file of it exists.
     added = dict(TINY["groups"]["table1"][0], attention="t5", seed=1)
-    more = write_yaml(tree / "added.yaml", {"require_all_runs": False,
-                                            "groups": {"table1": [*TINY["groups"]["table1"], added]}})
+    more = write_yaml(tree / "added.yaml",
+                      {"require_all_runs": False,
+                       "groups": {"table1": [*TINY["groups"]["table1"], added]}})
     status = snakemake(tree, "--cores", "2", configs=[*configs, more])
     assert status.returncode == 0 and "train" not in planned_jobs(status.stdout), status.stdout
     assert "5 in all, 4 finished, 0 training, 1 not started" in (

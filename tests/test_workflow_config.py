@@ -37,7 +37,8 @@ def test_paper_protocol_is_the_papers(config):
                                     "attention": "factored"}]}
     (run,) = build_run_grid(config).runs.values()
     assert (run.n_steps, run.n_samples, run.learning_rate, run.learning_rate_final,
-            run.diag_shift, run.n_samples_final, run.chains) == (5000, 6000, 0.03, 0.0, 1e-3, 600_000, 400)
+            run.diag_shift, run.n_samples_final, run.chains) == (5000, 6000, 0.03, 0.0, 1e-3,
+                                                                  600_000, 400)
     assert run.protocol == "paper" and run.run_id == "L10_J0.5_nl4_factored_s0_paper"
 
 
@@ -64,7 +65,8 @@ def test_a_list_of_filters_selects_the_union_in_grid_order(config):
     four_layers_short = {"L": 6, "J2": 0.5, "n_layers": 4, "protocol": "short"}
     assert grid.selected(one_layer) == grid.where(**one_layer)
     union = grid.selected([four_layers_short, one_layer, one_layer])
-    assert sorted(union) == sorted(set(grid.where(**one_layer)) | set(grid.where(**four_layers_short)))
+    assert sorted(union) == sorted(set(grid.where(**one_layer))
+                                   | set(grid.where(**four_layers_short)))
     assert len(union) == 6 and union == [run for run in grid.runs if run in union]
     assert not any(run.endswith("_paper") for run in union)
     with pytest.raises(ConfigError, match="unknown RunConfig field"):

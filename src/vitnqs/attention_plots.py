@@ -113,7 +113,8 @@ def fig_input_dependence_size(table: pd.DataFrame, **runs) -> plt.Figure:
     for ax, (title, rows) in zip(axes, panels):
         for attention, mechanism in by_mechanism(rows):
             for protocol, group in mechanism.groupby("protocol"):
-                per_run = group.groupby(["run_id", "L"], as_index=False)[["index_init", "index_end"]]
+                per_run = group.groupby(["run_id", "L"],
+                                        as_index=False)[["index_init", "index_end"]]
                 seeds = per_run.mean().groupby("L")[["index_init", "index_end"]]
                 per_L, lowest, highest = seeds.mean(), seeds.min(), seeds.max()
                 color, marker = COLORS.get(attention), markers.get(protocol, "o")

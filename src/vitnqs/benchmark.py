@@ -16,8 +16,9 @@ For each, ``time_step_parts`` reports the median seconds of a whole optimization
 sampling alone and of the local energies alone (the SR part is the rest), the first step's
 time (compilation included) and the device's peak memory so far. ``model_flops`` and
 ``step_flops`` count the floating-point operations of one step from XLA's cost analysis of the
-model's forward pass and Jacobian, plus the M x M kernel and its solve; ``measure_peak_flops`` measures the device's
-float64 matrix-multiply rate, against which the achieved fraction is reported.
+model's forward pass and Jacobian, plus the M x M kernel and its solve; ``measure_peak_flops``
+measures the device's float64 matrix-multiply rate, against which the achieved fraction is
+reported.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def measure_peak_flops(n: int = 8192, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
-# --- counting ---------------------------------------------------------------------------------------
+# --- counting -------------------------------------------------------------------------------------
 def _flops(fn, *args) -> float:
     """XLA's count of fn(*args) lowered for the CPU: the count is the program's, not the
     device's, and on a GPU the compiled analysis leaves out matrix products done by library
@@ -220,7 +221,7 @@ def networks_per_sample(vstate, hamiltonian) -> float:
     return 1 + hamiltonian.max_conn_size
 
 
-# --- one configuration, both implementations -------------------------------------------------------
+# --- one configuration, both implementations ------------------------------------------------------
 def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 2000,
               peak_flops: float | None = None,
               implementations: tuple[str, ...] = IMPLEMENTATIONS,
@@ -250,7 +251,8 @@ def benchmark(config: RunConfig, n_timed: int = 3, baseline_chunk: int | None = 
             "peak_gib_so_far": peak_memory_gib(),
             **flops, "flops_per_step": total,
             "device_peak_flops": peak_flops,
-            "fraction_of_peak": total / times["seconds_per_step"] / peak_flops if peak_flops else None,
+            "fraction_of_peak": (total / times["seconds_per_step"] / peak_flops
+                                 if peak_flops else None),
             "device": device_name(),
         })
         del driver, vstate

@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                 from vitnqs.trained import load_run
 
                 trained = load_run(args.state)
-                rows[0].update(benchmark.same_state_energies(config, trained.variables, n_burn_in=20),
+                rows[0].update(benchmark.same_state_energies(config, trained.variables,
+                                                             n_burn_in=20),
                                state=str(args.state), state_step=trained.step)
         print(save(rows).to_string(index=False))
         return 0

@@ -193,31 +193,42 @@ class RunConfig:
             )
         for name in ("dtype", "snapshot_dtype", "forward_dtype"):
             if getattr(self, name) not in ("float64", "float32"):
-                raise ConfigError(f"{name} must be 'float64' or 'float32', got {getattr(self, name)!r}")
+                raise ConfigError(
+                    f"{name} must be 'float64' or 'float32', got {getattr(self, name)!r}"
+                )
         if self.forward_dtype == "float64" and self.dtype == "float32":
-            raise ConfigError("forward_dtype='float64' needs dtype='float64' (parameters are float32)")
+            raise ConfigError(
+                "forward_dtype='float64' needs dtype='float64' (parameters are float32)"
+            )
         if not isinstance(self.attention, str):
             raise ConfigError(f"attention must be a string, got attention={self.attention!r}")
         if not isinstance(self.protocol, str) or not re.fullmatch(r"[A-Za-z0-9-]+", self.protocol):
-            raise ConfigError("protocol must be a name of letters, digits and '-' (it ends the run id "
-                              f"and the run's folder name), got protocol={self.protocol!r}")
+            raise ConfigError(
+                "protocol must be a name of letters, digits and '-' (it ends the run id "
+                f"and the run's folder name), got protocol={self.protocol!r}"
+            )
         check_vit_arguments(
             self.L, d_model=self.d_model, n_heads=self.n_heads, patch_size=self.patch_size,
             attention=self.attention,
         )
         if self.n_chains is not None:
             if not _is_int(self.n_chains) or self.n_chains < 1:
-                raise ConfigError(f"n_chains must be a positive integer or null, got {self.n_chains!r}")
+                raise ConfigError(
+                    f"n_chains must be a positive integer or null, got {self.n_chains!r}"
+                )
             if self.n_samples % self.n_chains:
                 raise ConfigError(
                     f"n_chains={self.n_chains} does not divide n_samples={self.n_samples}"
                 )
         if self.sr_on_the_fly is not None and not isinstance(self.sr_on_the_fly, bool):
-            raise ConfigError(f"sr_on_the_fly must be true, false or null, got {self.sr_on_the_fly!r}")
+            raise ConfigError(
+                f"sr_on_the_fly must be true, false or null, got {self.sr_on_the_fly!r}"
+            )
         if self.chunk_size not in (None, "auto"):
             if not _is_int(self.chunk_size) or self.chunk_size < 1:
                 raise ConfigError(
-                    f"chunk_size must be a positive integer, 'auto' or null, got {self.chunk_size!r}"
+                    "chunk_size must be a positive integer, 'auto' or null, "
+                    f"got {self.chunk_size!r}"
                 )
             if self.n_samples % self.chunk_size:
                 raise ConfigError(
@@ -234,7 +245,8 @@ class RunConfig:
             for step in self.snapshot_steps:
                 if not _is_int(step) or not 0 <= step <= self.n_steps:
                     raise ConfigError(
-                        f"snapshot_steps must hold integers in [0, n_steps={self.n_steps}], got {step!r}"
+                        f"snapshot_steps must hold integers in [0, n_steps={self.n_steps}], "
+                        f"got {step!r}"
                     )
 
     # --- derived -------------------------------------------------------------------------
@@ -259,7 +271,8 @@ class RunConfig:
     def run_id(self) -> str:
         """A name that says what the run is and how it was optimized, e.g. L6_J0.5_nl4_t5_s0_paper:
         the same network under two protocols is two runs."""
-        return f"L{self.L}_J{self.J2:g}_nl{self.n_layers}_{self.attention}_s{self.seed}_{self.protocol}"
+        return (f"L{self.L}_J{self.J2:g}_nl{self.n_layers}_{self.attention}_s{self.seed}"
+                f"_{self.protocol}")
 
 
 RUN_ID_PATTERN = re.compile(

@@ -74,7 +74,8 @@ class BondExchange(DiscreteJaxOperator):
 
     @classmethod
     def from_graph(cls, hilbert, graph, J, block_size: int = DEFAULT_BLOCK_SIZE) -> BondExchange:
-        """Bonds of colour c of a NetKet graph get coupling J[c], as in ``nk.operator.Heisenberg``."""
+        """Bonds of colour c of a NetKet graph get coupling J[c], as in
+        ``nk.operator.Heisenberg``."""
         edges = graph.edges(return_color=True)
         bonds = [(i, j) for i, j, _ in edges]
         couplings = [J[color] for _, _, color in edges]

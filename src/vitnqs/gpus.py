@@ -44,7 +44,8 @@ def visible_gpus() -> list[str]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [str(i) for i, line in enumerate(l for l in listing.splitlines() if l.startswith("GPU "))]
+    return [str(i) for i, line in enumerate(l for l in listing.splitlines()
+                                            if l.startswith("GPU "))]
 
 
 def set_xla_flags() -> None:
@@ -71,11 +72,13 @@ def claim_gpus(count: int = 1, poll_seconds: float = 5.0) -> Iterator[str | None
         return
     if len(gpus) < count:
         raise RuntimeError(f"this job asks for {count} GPUs but sees {len(gpus)} "
-                           f"(CUDA_VISIBLE_DEVICES={','.join(gpus)}): lower the train rule's gpu resource")
+                           f"(CUDA_VISIBLE_DEVICES={','.join(gpus)}): lower the train rule's "
+                           "gpu resource")
     if len(gpus) == count:
         yield ",".join(gpus)
         return
-    lock_dir = Path(os.environ.get(LOCK_DIR_VARIABLE) or Path(tempfile.gettempdir(), "vitnqs-gpu-locks"))
+    lock_dir = Path(os.environ.get(LOCK_DIR_VARIABLE)
+                    or Path(tempfile.gettempdir(), "vitnqs-gpu-locks"))
     lock_dir.mkdir(parents=True, exist_ok=True)
     while True:
         held = []

@@ -98,7 +98,8 @@ def read_state(path: Path | str) -> bytes:
     if not isinstance(envelope, dict) or envelope.get("format") != ENVELOPE_FORMAT:
         raise CorruptFileError(path, f"not a {ENVELOPE_FORMAT} file")
     payload = envelope.get("payload")
-    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != envelope.get("sha256"):
+    if (not isinstance(payload, bytes)
+            or hashlib.sha256(payload).hexdigest() != envelope.get("sha256")):
         raise CorruptFileError(path, "checksum mismatch: the file is truncated or corrupted")
     return payload
 
@@ -132,7 +133,8 @@ def _cast_tree(tree, dtype: np.dtype):
 
 # --- text results -----------------------------------------------------------------------------
 def write_json(path: Path | str, data: dict[str, Any]) -> None:
-    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False, default=_json_default)
+                        + "\n").encode())
 
 
 def read_json(path: Path | str) -> dict[str, Any]:

@@ -62,7 +62,8 @@ class ChunkPlan:
         per = ""
         if self.forward_bytes_per_config is not None:
             per = (f"; measured {self.forward_bytes_per_config / 2**10:.1f} KiB per forward "
-                   f"configuration, {self.jacobian_bytes_per_sample / 2**20:.2f} MiB per Jacobian row")
+                   f"configuration, {self.jacobian_bytes_per_sample / 2**20:.2f} MiB per "
+                   "Jacobian row")
         return (f"chunk_size={self.chunk_size}, local-energy block_size={self.block_size}, "
                 f"sr_on_the_fly={self.sr_on_the_fly} (free device memory {free}{per})")
 
@@ -122,7 +123,8 @@ def choose_sizes(
     block = 2 ** int(math.floor(math.log2(max(block_limit, MIN_BLOCK_SIZE))))
     block = min(block, 2 ** math.ceil(math.log2(n_connected)))
     chunk_limit = 0.5 * room / jacobian_bytes_per_sample
-    chunk = None if chunk_limit >= local_samples else largest_divisor_at_most(local_samples, chunk_limit)
+    chunk = (None if chunk_limit >= local_samples
+             else largest_divisor_at_most(local_samples, chunk_limit))
     return chunk, block, sr_on_the_fly
 
 

@@ -16,10 +16,12 @@ PAPER_TABLE1 = pd.DataFrame(
     columns=["L", "attention", "paper_energy", "paper_energy_error", "paper_n_params",
              "paper_hours"],
 ).assign(J2=0.5, n_layers=4, d_model=60, n_heads=10)
-"""Table 1: J2 = 0.5, h = 10, d = 60, b = 2, n_l = 4; energy per site; hours on one A100, 5000 steps."""
+"""Table 1: J2 = 0.5, h = 10, d = 60, b = 2, n_l = 4; energy per site; hours on one A100,
+5000 steps."""
 
 PAPER_TABLE1_KEYS = ["L", "J2", "n_layers", "d_model", "n_heads", "attention"]
-"""What a run must share with a row of PAPER_TABLE1 to be shown beside it: the system and the network."""
+"""What a run must share with a row of PAPER_TABLE1 to be shown beside it: the system and
+the network."""
 
 PAPER_SYSTEM_KEYS = [key for key in PAPER_TABLE1_KEYS if key != "attention"]
 """The system and network of a PAPER_TABLE1 row, whatever its mechanism."""

@@ -41,7 +41,8 @@ def device_name() -> str:
     import jax
 
     devices = jax.devices()
-    kind = devices[0].device_kind if devices[0].platform != "cpu" else f"cpu ({platform.processor() or platform.machine()})"
+    kind = (devices[0].device_kind if devices[0].platform != "cpu"
+            else f"cpu ({platform.processor() or platform.machine()})")
     return f"{kind} x{len(devices)}"
 
 

@@ -7,7 +7,8 @@ Run directory layout (all writes atomic; see ``vitnqs.io``):
     snapshots/step_XXXXXX.msgpack  parameters at the start of the step (final one in float64)
     summary.json                final energy, timings, provenance; written last
     train.log                   progress lines
-    checkpoint/state.msgpack    full state every k steps (the previous one kept as state.prev.msgpack)
+    checkpoint/state.msgpack    full state every k steps (the previous one kept as
+                                state.prev.msgpack)
     segments.csv                where and with which code each stretch of steps ran (written by
                                 ``vitnqs.train`` through ``vitnqs.segments``)
 
@@ -146,7 +147,8 @@ class RunRecorder:
                              self.stop_requested, done)
             raise TrainingStopped(
                 f"stopped by {self.stop_requested} after {done} of {self.config.n_steps} steps; "
-                f"the checkpoint {self.checkpoint_path} holds them: run the same command to continue"
+                f"the checkpoint {self.checkpoint_path} holds them: "
+                "run the same command to continue"
             )
 
     # checkpoints
@@ -203,7 +205,8 @@ class RunRecorder:
 
     def finish(self, driver) -> None:
         """After the last step: the final parameters (float64) and a final checkpoint."""
-        io.write_parameters(self.snapshot_path(self.config.n_steps), driver.state.parameters, "float64")
+        io.write_parameters(self.snapshot_path(self.config.n_steps), driver.state.parameters,
+                            "float64")
         if self._checkpointed_step != self.config.n_steps:
             self.checkpoint(driver, self.config.n_steps)
         self.write_history()

@@ -35,7 +35,7 @@ def check_chains_split(run_id: str, n_chains: int) -> None:
     if n_chains % devices:
         raise ConfigError(
             f"{run_id}: n_chains={n_chains} does not split over the {devices} devices the samples "
-            f"are sharded over (NetKet would silently use {-(-n_chains // devices) * devices} chains "
-            "and change the run's samples); nothing was written. Use a number of GPUs that divides "
-            "n_chains (CUDA_VISIBLE_DEVICES, or the train rule's gpu resource)"
+            f"are sharded over (NetKet would silently use {-(-n_chains // devices) * devices} "
+            "chains and change the run's samples); nothing was written. Use a number of GPUs "
+            "that divides n_chains (CUDA_VISIBLE_DEVICES, or the train rule's gpu resource)"
         )

@@ -28,9 +28,12 @@ class ReferenceEnergy:
 
 
 REFERENCE_ENERGIES: dict[tuple[int, float], ReferenceEnergy] = {
-    (4, 0.5): ReferenceEnergy(-0.52862021, 0.0, "exact diagonalization (computed: tests/test_system.py)"),
-    (4, 0.0): ReferenceEnergy(-0.70178020, 0.0, "exact diagonalization (computed: tests/test_system.py)"),
-    (6, 0.5): ReferenceEnergy(-0.50380965, 0.0, "exact diagonalization, Schulz, Ziman, Poilblanc 1996"),
+    (4, 0.5): ReferenceEnergy(-0.52862021, 0.0,
+                              "exact diagonalization (computed: tests/test_system.py)"),
+    (4, 0.0): ReferenceEnergy(-0.70178020, 0.0,
+                              "exact diagonalization (computed: tests/test_system.py)"),
+    (6, 0.5): ReferenceEnergy(-0.50380965, 0.0,
+                              "exact diagonalization, Schulz, Ziman, Poilblanc 1996"),
     (6, 0.0): ReferenceEnergy(-0.67887215, 0.0, "exact diagonalization"),
     (8, 0.5): ReferenceEnergy(-0.49906, 1e-5, "variance extrapolation, Hu et al. 2013"),
     (10, 0.5): ReferenceEnergy(-0.497715, 9e-6, "zero-variance extrapolation, Chen and Heyl 2024"),

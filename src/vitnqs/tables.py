@@ -110,7 +110,8 @@ def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
     table = keyed.merge(PAPER_TABLE1, on=PAPER_TABLE1_KEYS, how="left")
     table = table.assign(
         energy=[format_with_error(v, e) for v, e in zip(table.energy_per_site, table.energy_error)],
-        paper=[format_with_error(v, e) for v, e in zip(table.paper_energy, table.paper_energy_error)],
+        paper=[format_with_error(v, e) for v, e
+               in zip(table.paper_energy, table.paper_energy_error)],
         total_hours=table.total_seconds / 3600.0,
         # the devices that trained it (with their steps where it moved between devices); older
         # summaries name only the device of the process that finished it
@@ -138,7 +139,9 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
         "E per site (paper)": table.paper.fillna(""),
         "rel. error": table.relative_error.map(format_scientific),
         "parameters (ours)": table.n_params.map("{:,}".format),
-        "parameters (paper)": table.paper_n_params.map(lambda x: "" if pd.isna(x) else f"{int(x):,}"),
+        "parameters (paper)": table.paper_n_params.map(
+            lambda x: "" if pd.isna(x) else f"{int(x):,}"
+        ),
         "s/step": table.step_seconds,
         "time (ours, h)": table.total_hours.map("{:.3g}".format),
         "time (paper, A100, h)": table.paper_hours.map(lambda x: "" if pd.isna(x) else f"{x:g}"),
@@ -183,7 +186,8 @@ def format_latex(table: pd.DataFrame, title: str) -> str:
         r"\toprule",
         " & ".join(_latex_escape(c) for c in display.columns) + r" \\",
         r"\midrule",
-        *(" & ".join(_latex_escape(v) for v in row) + r" \\" for row in display.itertuples(index=False)),
+        *(" & ".join(_latex_escape(v) for v in row) + r" \\"
+          for row in display.itertuples(index=False)),
         r"\bottomrule",
         r"\end{tabular}",
     ]
@@ -200,8 +204,8 @@ RUN_KEYS = ("protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps")
 """The RunConfig keys the status tables copy, which say what a run is and how long it trains."""
 
 STATUS_COLUMNS = (
-    "run_id", "groups", *RUN_KEYS, "steps_done", "status", "energy", "relative_error", "seconds_per_step", "device",
-    "remaining_hours",
+    "run_id", "groups", *RUN_KEYS, "steps_done", "status", "energy", "relative_error",
+    "seconds_per_step", "device", "remaining_hours",
 )
 """Columns of table_run_status, one row per run of the workflow config."""
 
@@ -212,7 +216,8 @@ def training_progress(history: pd.DataFrame, segments: pd.DataFrame | None) -> d
     return {
         "steps_done": len(history),
         "seconds_per_step": float(history["seconds"].tail(100).median()) if len(history) else None,
-        "device": str(segments["device"].iloc[-1]) if segments is not None and len(segments) else "",
+        "device": (str(segments["device"].iloc[-1])
+                   if segments is not None and len(segments) else ""),
     }
 
 

@@ -88,7 +88,8 @@ def build_driver(config: RunConfig, hamiltonian, vstate, sr_on_the_fly: bool | N
     """VMC_SR in its kernel (minSR) form with a cosine-decayed learning rate; by default the
     one whose stored-Jacobian kernel is a symmetric product (vitnqs.sr)."""
     schedule = optax.cosine_decay_schedule(
-        config.learning_rate, config.n_steps, alpha=config.learning_rate_final / config.learning_rate
+        config.learning_rate, config.n_steps,
+        alpha=config.learning_rate_final / config.learning_rate
     )
     return driver_type(
         hamiltonian, optax.sgd(schedule), diag_shift=config.diag_shift,

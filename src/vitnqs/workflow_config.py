@@ -83,7 +83,9 @@ def expand_block(
     settings = dict(block)
     name = settings.pop("protocol", None)
     if name not in protocols:
-        raise ConfigError(f"{where}.protocol: {name!r} is not one of the protocols {sorted(protocols)}")
+        raise ConfigError(
+            f"{where}.protocol: {name!r} is not one of the protocols {sorted(protocols)}"
+        )
     axes = {key: settings.pop(key) for key in GRID_KEYS if key in settings}
     axes = {key: value if isinstance(value, list) else [value] for key, value in axes.items()}
     base = {**model, **protocols[name], **settings, "protocol": name}
@@ -106,7 +108,9 @@ def _conflict(run_id: str, first: str, second: str, old: RunConfig, new: RunConf
     )
 
 
-def build_benchmark_runs(config: dict[str, Any], blocks: list[dict[str, Any]]) -> dict[str, RunConfig]:
+def build_benchmark_runs(
+    config: dict[str, Any], blocks: list[dict[str, Any]]
+) -> dict[str, RunConfig]:
     """Run id -> RunConfig of the benchmark's blocks (same block format as the groups)."""
     if not isinstance(blocks, list):
         raise ConfigError(f"benchmark.runs must be a list of blocks, got {blocks!r}")

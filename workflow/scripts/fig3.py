@@ -15,4 +15,5 @@ timings, timing_source = select_timings(runs, benchmarks)
 figure = fig_scaling(runs, timings, timing_source)
 for path in snakemake.output:
     figure.savefig(path)
-io.write_atomic(snakemake.log[0], f"fig3: {len(runs)} runs, timings from {timing_source}\n".encode())
+io.write_atomic(snakemake.log[0],
+                f"fig3: {len(runs)} runs, timings from {timing_source}\n".encode())

@@ -1,4 +1,5 @@
-"""Snakemake adapter: every configured run and how far it is -> results/tables/run_status.{csv,md}."""
+"""Snakemake adapter: every configured run and how far it is ->
+results/tables/run_status.{csv,md}."""
 
 from pathlib import Path
 
