@@ -1,5 +1,6 @@
 # Attention analysis: maps (paper Fig. 4), input dependence of the query-key weights, the freeze
-# ablation, and the Shastry-Sutherland construction (Sec. 4.3). These rules read finished runs
+# ablation, the Shastry-Sutherland construction (Sec. 4.3), and the gain of the unnormalized
+# positional term of decoupled and factored attention (read from snapshots, no sampling). These rules read finished runs
 # and never train: a run enters only when its summary.json is on disk at parse time (its input
 # is ancient(), so a newer summary does not redo an analysis either). Heavy rules sample trained
 # states and write compact .npz/.csv/.json, meant to be committed; tables and figures only read
@@ -10,6 +11,7 @@
 # Config key `analysis` (optional; every sub-key defaults to vitnqs.analysis_jobs.ANALYSIS_DEFAULTS,
 # shared with `vitnqs analyse`, which runs the sampling jobs below without Snakemake).
 from vitnqs.analysis_jobs import analysis_settings, output_path, sampling_settings
+from vitnqs.positional_gain import MECHANISMS as POSITIONAL_MECHANISMS
 
 ANALYSIS = analysis_settings(config)
 SAMPLING = sampling_settings(ANALYSIS)
@@ -34,6 +36,10 @@ MAP_RUNS = sorted(run for run in SELECTED["fig4_runs"] if run in FINISHED)
 FIG4_RUNS = {  # per mechanism the first run id, when several match
     RUNS[run].attention: run for run in reversed(MAP_RUNS) if RUNS[run].attention != "factored"
 }
+POSITIONAL_RUNS = sorted(
+    run for mechanism in POSITIONAL_MECHANISMS for run in runs_where(attention=mechanism)
+    if run in FINISHED
+)
 ABLATION_RUNS = sorted(set(SELECTED["ablation_runs"]) & set(QUERY_KEY_RUNS))
 SIZE_RUNS = sorted(set(SELECTED["size_runs"]) & set(QUERY_KEY_RUNS))
 
@@ -55,6 +61,7 @@ ANALYSIS_TARGETS = (
         else []
     )
     + ([f"{RESULTS}/figures/fig_input_dependence_size.pdf"] if SIZE_RUNS else [])
+    + ([f"{ANALYSIS_DIR}/table_positional_gain.csv"] if POSITIONAL_RUNS else [])
 )
 """Everything this file makes from the runs on disk: an input of `rule all`."""
 
@@ -166,6 +173,24 @@ rule table_freeze_ablation:
         "../../environment.yml"
     script:
         "../scripts/table_freeze_ablation.py"
+
+
+rule table_positional_gain:
+    input:
+        summaries=[run_path(run, "summary.json") for run in POSITIONAL_RUNS],
+        code="src/vitnqs/positional_gain.py",
+    output:
+        report(
+            f"{ANALYSIS_DIR}/table_positional_gain.csv",
+            caption="../report/table_positional_gain.rst",
+            category="Attention analysis",
+        ),
+    log:
+        f"{RESULTS}/logs/table_positional_gain.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_positional_gain.py"
 
 
 rule fig_input_dependence:

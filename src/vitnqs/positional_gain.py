@@ -1,0 +1,70 @@
+"""How far the positional term p_(i-j) can amplify what attention averages.
+
+In decoupled (alpha = softmax + p) and factored (alpha = p) attention, p enters unnormalized: a
+row of softmax weights sums to 1, a row of p to anything. The gain of a head,
+
+    gain = sum_j |p_(i-j)|,
+
+bounds |sum_j p_(i-j) v_j| by gain * max_j |v_j|. p depends on i - j on the patch torus only, so
+every row i holds the same P numbers, permuted, and the gain is the same for every i. In t5, p is
+a logit inside the softmax: its gain bounds nothing, and t5 is left out.
+
+Read from the parameter snapshots of finished runs; nothing is sampled. One row per run and
+layer: the largest gain over the heads at the first snapshot (step 0, the random initialization)
+and at the end, beside the run's relative error, so a table says whether the runs that failed
+are the ones whose p grew.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vitnqs import io
+from vitnqs.config import RunConfig
+from vitnqs.trained import available_snapshots
+
+MECHANISMS = ("decoupled", "factored")
+"""The mechanisms whose positional term enters unnormalized."""
+
+
+def positional_gain(params) -> np.ndarray:
+    """sum_j |p_(i-j)| per encoder block and head, (n_layers, H), of a ViT's parameters."""
+    blocks = sorted((k for k in params if k.startswith("block_")), key=lambda k: int(k[6:]))
+    if not blocks:
+        raise ValueError("no encoder blocks ('block_0', ...) in the parameters")
+    return np.stack([np.abs(np.asarray(params[b]["attention"]["p"])).sum(axis=-1) for b in blocks])
+
+
+def _gain_at(run_dir: Path, step: int) -> np.ndarray:
+    params = io.read_parameters(run_dir / "snapshots" / f"step_{step:06d}.msgpack")
+    return positional_gain(params.get("params", params))
+
+
+def gain_rows(run_dir: Path | str) -> list[dict]:
+    """Rows (run, layer, gain at the first and at the last snapshot) of one finished run."""
+    run_dir = Path(run_dir)
+    config = RunConfig.from_dict(io.read_yaml(run_dir / "config.yaml"))
+    if config.attention not in MECHANISMS:
+        raise ValueError(f"{config.run_id}: the gain of p is defined for {MECHANISMS}, "
+                         f"not for {config.attention!r} (p is a logit there)")
+    steps = available_snapshots(run_dir)
+    if len(steps) < 2:
+        raise FileNotFoundError(f"{run_dir}: needs two parameter snapshots, found steps {steps}")
+    first, last = _gain_at(run_dir, steps[0]), _gain_at(run_dir, steps[-1])
+    summary = io.read_json(run_dir / "summary.json")
+    return [
+        {"run_id": config.run_id, "attention": config.attention, "L": config.L,
+         "J2": config.J2, "n_layers": config.n_layers, "protocol": config.protocol,
+         "seed": config.seed, "layer": layer, "step_init": steps[0], "step_end": steps[-1],
+         "gain_init": float(first[layer].max()), "gain_end": float(last[layer].max()),
+         "relative_error": summary.get("relative_error")}
+        for layer in range(config.n_layers)
+    ]
+
+
+def gain_table(run_dirs) -> pd.DataFrame:
+    """gain_rows of every run, in the order given."""
+    return pd.DataFrame([row for run_dir in run_dirs for row in gain_rows(run_dir)])
