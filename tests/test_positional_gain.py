@@ -10,9 +10,9 @@ from conftest import random_sz0_configurations
 from train_helpers import TINY_RUN, write_config
 
 from vitnqs import io, load_run
-from vitnqs.analysis import attention_weights
+from vitnqs.analysis import attention_weights, fixed_inputs
 from vitnqs.config import RunConfig
-from vitnqs.positional_gain import gain_rows, gain_table, positional_gain
+from vitnqs.positional_gain import gain_rows, gain_table, positional_gain, scale_sensitivity
 from vitnqs.train import build_model, run
 
 
@@ -63,6 +63,33 @@ def test_initial_gain_grows_with_the_number_of_patches():
     assert means[0] < means[1] < means[2]
 
 
+def scaled_p(variables, factor):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: leaf * factor if path[-1].key == "p" else leaf, variables)
+
+
+@pytest.mark.parametrize("attention", ["decoupled", "factored"])
+def test_the_size_of_a_dominant_p_is_a_flat_direction_of_log_psi(attention):
+    """The LayerNorms remove the scale of what dominates the residual stream: at initialization
+    scaling p by 1.1 changes log|psi| by a fair part of its spread over configurations; once p
+    dominates, by a part that falls as 1/|p| (the failed 10x10 runs sit there)."""
+    config, model, variables = initial_network(attention, L=6, n_layers=2)
+    spins = fixed_inputs(config.L, 100)
+    at_init = scale_sensitivity(model, variables, spins)
+    dominant = [scale_sensitivity(model, scaled_p(variables, f), spins) for f in (1e3, 1e4)]
+    assert at_init > 0.05
+    assert dominant[0] / dominant[1] == pytest.approx(10, rel=0.2)
+    assert dominant[1] < 1e-3 * at_init * 2
+
+
+def test_scale_sensitivity_is_zero_when_the_values_are_zero():
+    """With V = 0 attention adds nothing, whatever p is."""
+    config, model, variables = initial_network("factored", L=6, n_layers=2)
+    no_values = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: leaf * 0 if path[-2].key == "V" else leaf, variables)
+    assert scale_sensitivity(model, no_values, fixed_inputs(config.L, 50)) == 0.0
+
+
 @pytest.fixture(scope="module")
 def decoupled_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("gain") / "decoupled"
@@ -83,6 +110,8 @@ def test_rows_give_each_layer_the_gain_at_initialization_and_at_the_end(decouple
         assert row["gain_end"] == pytest.approx(
             positional_gain(final.variables["params"])[layer].max(), rel=1e-12)
         assert row["gain_end"] != pytest.approx(row["gain_init"], rel=1e-9)  # training moved p
+        assert row["scale_sensitivity_end"] == pytest.approx(scale_sensitivity(
+            final.model, final.variables, fixed_inputs(final.config.L, 200)))
         assert row["relative_error"] == io.read_json(decoupled_run / "summary.json")[
             "relative_error"]
     assert len(gain_table([decoupled_run, decoupled_run])) == 2 * len(rows)
