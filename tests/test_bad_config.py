@@ -57,6 +57,7 @@ RUN_CONFIGS = [  # (change to TINY_RUN, what the message must say)
     ({"protocol": ""}, "protocol must be a name of letters, digits and '-'"),
     ({"protocol": "my/protocol"}, "protocol must be a name of letters, digits and '-'"),
     ({"checkpoint_every": 0}, "checkpoint_every must be positive"),
+    ({"positional_init": "zeros"}, "positional_init='zeros' is not one of"),
 ]
 
 
@@ -101,6 +102,8 @@ WORKFLOW_CONFIGS = [  # config/quick.yaml overridden by this, and what the messa
     pytest.param({"require_all_runs": "yes"}, "On instance['require_all_runs']",
                  id="require_all_runs-a-string"),
     pytest.param({"model": {"n_heads": 0}}, "On instance['model']['n_heads']", id="zero-heads"),
+    pytest.param({"model": {"positional_init": "zeros"}},
+                 "On instance['model']['positional_init']", id="unknown-positional-init"),
     pytest.param({"protocols": {"quick": {"n_samples": 0}}},
                  "On instance['protocols']['quick']['n_samples']", id="zero-samples"),
     pytest.param({"protocols": {"quick": {"n_steps": -5}}},

@@ -90,6 +90,31 @@ def test_scale_sensitivity_is_zero_when_the_values_are_zero():
     assert scale_sensitivity(model, no_values, fixed_inputs(config.L, 50)) == 0.0
 
 
+def test_softmax_scale_init_starts_every_lattice_at_the_same_gain():
+    """p uniform in [-1/P, 1/P]: a row's gain sum_j |p| starts near 1/2, at most 1 (a softmax
+    row's), whatever the number of patches P."""
+    for L in (4, 8, 12):
+        config, _, variables = initial_network("decoupled", L=L, n_heads=4, d_model=16,
+                                               n_layers=4, positional_init="softmax-scale")
+        n_patches = config.n_sites // config.patch_size**2
+        p_values = np.concatenate([np.ravel(block["attention"]["p"])
+                                   for name, block in variables["params"].items()
+                                   if name.startswith("block_")])
+        assert np.abs(p_values).max() <= 1 / n_patches
+        gain = positional_gain(variables["params"])
+        assert gain.max() <= 1.0 and gain.mean() == pytest.approx(0.5, abs=0.15)
+
+
+def test_runs_written_before_positional_init_existed_are_the_xavier_runs():
+    """A config.yaml without the key (every committed run) describes the same run as 'xavier',
+    so those runs resume; 'softmax-scale' is another run."""
+    old = {key: value for key, value in TINY_RUN.items() if key != "positional_init"}
+    assert (RunConfig.from_dict(old).science()
+            == RunConfig.from_dict({**old, "positional_init": "xavier"}).science())
+    assert (RunConfig.from_dict(old).science()
+            != RunConfig.from_dict({**old, "positional_init": "softmax-scale"}).science())
+
+
 @pytest.fixture(scope="module")
 def decoupled_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("gain") / "decoupled"

@@ -25,11 +25,25 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # both `short` and `paper`, the paper's protocol with two seeds (three for t5); table1 and
     # fig3 have their sizes under `reduced` too (L = 6, 10 and L = 6, 8, 10)
     assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [20, 21, 19, 3]
-    assert len(grid.runs) == 37  # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups
+    # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 6 of its own
+    assert len(grid.runs) == 37 + 6
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
     assert (shared.d_model, shared.n_heads, shared.patch_size) == (60, 10, 2)
     assert shared.protocol == "short" and shared.n_steps == 300 and shared.n_samples == 1024
+
+
+def test_the_positional_probe_differs_from_short_only_in_the_init_of_p(config):
+    grid = build_run_grid(config)
+    for run_id in grid.groups["positional_probe"]:
+        probe = grid.runs[run_id]
+        twin = probe.replace(protocol="short", positional_init="xavier")
+        assert probe.protocol == "short-smallp" and probe.positional_init == "softmax-scale"
+        assert twin.science() == build_run_grid(
+            {**config, "groups": {"g": [{"protocol": "short", "L": probe.L, "J2": probe.J2,
+                                         "n_layers": probe.n_layers,
+                                         "attention": probe.attention}]}}
+        ).runs[twin.run_id].science()
 
 
 def test_paper_protocol_is_the_papers(config):
@@ -47,11 +61,11 @@ def test_runs_where_filters_on_run_config_fields(config):
     assert grid.where(L=6, n_layers=1, J2=0.5) == [
         "L6_J0.5_nl1_t5_s0_short", "L6_J0.5_nl1_decoupled_s0_short",
         "L6_J0.5_nl1_factored_s0_short"]
-    # 7 short (two seeds at 10x10), 2 paper, 4 reduced
-    assert len(grid.where(attention="factored")) == 13
+    # 7 short (two seeds at 10x10), 2 paper, 4 reduced, 2 short-smallp
+    assert len(grid.where(attention="factored")) == 15
     assert grid.where(L=10, attention="factored") == [
         "L10_J0.5_nl4_factored_s1_short", "L10_J0.5_nl4_factored_s2_short",
-        "L10_J0.5_nl4_factored_s0_reduced"]
+        "L10_J0.5_nl4_factored_s0_reduced", "L10_J0.5_nl4_factored_s0_short-smallp"]
     assert grid.where(protocol="paper", seed=1) == [
         "L6_J0.5_nl4_t5_s1_paper", "L6_J0.5_nl4_decoupled_s1_paper",
         "L6_J0.5_nl4_factored_s1_paper"]

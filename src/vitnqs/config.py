@@ -19,6 +19,10 @@ from typing import Any
 
 MECHANISMS = ("t5", "decoupled", "factored")
 """The three attention mechanisms, spelled as everywhere in this project."""
+POSITIONAL_INITS = ("xavier", "softmax-scale")
+"""Initializations of the positional term p: Xavier-uniform over its (H, P) shape (every run of
+the paper's comparison), or uniform in [-1/P, 1/P], the scale of a softmax row's weights, so that
+a row's gain sum_j |p| starts near 1/2 on every lattice (vitnqs.positional_gain)."""
 
 
 RUNTIME_KEYS = (
@@ -78,6 +82,8 @@ class RunConfig:
     """Number of heads h (divides d)."""
     patch_size: int = 2
     """Linear patch size b (divides L)."""
+    positional_init: str = "xavier"
+    """Initialization of the positional term p_(i-j): one of POSITIONAL_INITS."""
     dtype: str = "float64"
     """Parameter dtype: 'float64' or 'float32'."""
     forward_dtype: str | None = None
@@ -211,6 +217,10 @@ class RunConfig:
             self.L, d_model=self.d_model, n_heads=self.n_heads, patch_size=self.patch_size,
             attention=self.attention,
         )
+        if self.positional_init not in POSITIONAL_INITS:
+            raise ConfigError(
+                f"positional_init={self.positional_init!r} is not one of {POSITIONAL_INITS}"
+            )
         if self.n_chains is not None:
             if not _is_int(self.n_chains) or self.n_chains < 1:
                 raise ConfigError(

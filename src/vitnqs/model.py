@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -68,6 +69,19 @@ def _split_heads(y_BxPxD: Array, n_heads: int) -> Array:
     return y_BxPxD.reshape(B, P, n_heads, D // n_heads)
 
 
+def softmax_scale_uniform(key, shape, dtype=jnp.float64):
+    """Uniform in [-1/P, 1/P] for p of shape (H, P): the scale of a softmax row's weights."""
+    bound = 1.0 / shape[-1]
+    return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
+
+
+POSITIONAL_INITIALIZERS = {
+    "xavier": nn.initializers.xavier_uniform(),
+    "softmax-scale": softmax_scale_uniform,
+}
+"""The initializer of p for each name of config.POSITIONAL_INITS."""
+
+
 class _AttentionBase(nn.Module):
     """Shared parts: values V, the positional term p_(i-j), the head mixing W."""
 
@@ -77,12 +91,15 @@ class _AttentionBase(nn.Module):
     """Number of heads h; d must be a multiple of h."""
     param_dtype: type = jnp.float64
     """Dtype of the parameters (and of the computation)."""
+    positional_init: str = "xavier"
+    """Initialization of p: 'xavier' or 'softmax-scale' (config.POSITIONAL_INITS)."""
 
     def positional(self, n_patches: int) -> Array:
         """p_(i-j) per head: (H, P, P), translation invariant on the patch torus."""
         n_side = math.isqrt(n_patches)
         p_HxP = self.param(
-            "p", nn.initializers.xavier_uniform(), (self.n_heads, n_patches), self.param_dtype
+            "p", POSITIONAL_INITIALIZERS[self.positional_init], (self.n_heads, n_patches),
+            self.param_dtype,
         )
         return p_HxP[:, relative_position_index(n_side)]
 
@@ -166,12 +183,14 @@ class EncoderBlock(nn.Module):
     """Attention mechanism: 't5', 'decoupled' or 'factored'."""
     param_dtype: type = jnp.float64
     """Dtype of the parameters."""
+    positional_init: str = "xavier"
+    """Initialization of the positional term p."""
 
     @nn.compact
     def __call__(self, x_BxPxD: Array) -> Array:
         attention = ATTENTIONS[self.attention](
             d_model=self.d_model, n_heads=self.n_heads, param_dtype=self.param_dtype,
-            name="attention",
+            positional_init=self.positional_init, name="attention",
         )
         ln = lambda name: nn.LayerNorm(param_dtype=self.param_dtype, name=name)  # noqa: E731
         x_BxPxD = x_BxPxD + attention(ln("norm_attention")(x_BxPxD))
@@ -203,6 +222,8 @@ class ViT(nn.Module):
     """Attention mechanism: 't5', 'decoupled' or 'factored'."""
     param_dtype: type = jnp.float64
     """Dtype of the parameters and of the forward pass."""
+    positional_init: str = "xavier"
+    """Initialization of the positional term p: 'xavier' or 'softmax-scale'."""
 
     @nn.compact
     def __call__(self, spins_BxN: Array) -> Array:
@@ -218,13 +239,17 @@ class ViT(nn.Module):
         )
         if self.n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got n_layers={self.n_layers}")
+        if self.positional_init not in POSITIONAL_INITIALIZERS:
+            raise ValueError(f"positional_init={self.positional_init!r} is not one of "
+                             f"{tuple(POSITIONAL_INITIALIZERS)}")
 
         x_BxPxF = extract_patches(spins_BxN, self.patch_size)
         x_BxPxD = nn.Dense(self.d_model, param_dtype=self.param_dtype, name="embedding")(x_BxPxF)
         for layer in range(self.n_layers):
             x_BxPxD = EncoderBlock(
                 d_model=self.d_model, n_heads=self.n_heads, attention=self.attention,
-                param_dtype=self.param_dtype, name=f"block_{layer}",
+                param_dtype=self.param_dtype, positional_init=self.positional_init,
+                name=f"block_{layer}",
             )(x_BxPxD)
 
         z_BxD = nn.LayerNorm(param_dtype=self.param_dtype, name="norm_out")(x_BxPxD.sum(axis=1))
