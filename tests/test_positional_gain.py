@@ -11,7 +11,8 @@ from train_helpers import TINY_RUN, write_config
 
 from vitnqs import io, load_run
 from vitnqs.analysis import attention_weights, fixed_inputs
-from vitnqs.config import RunConfig
+from vitnqs.config import POSITIONAL_INITS, RunConfig
+from vitnqs.model import POSITIONAL_INITIALIZERS
 from vitnqs.positional_gain import gain_rows, gain_table, positional_gain, scale_sensitivity
 from vitnqs.train import build_model, run
 
@@ -103,6 +104,10 @@ def test_softmax_scale_init_starts_every_lattice_at_the_same_gain():
         assert np.abs(p_values).max() <= 1 / n_patches
         gain = positional_gain(variables["params"])
         assert gain.max() <= 1.0 and gain.mean() == pytest.approx(0.5, abs=0.15)
+
+
+def test_every_name_a_config_accepts_has_an_initializer():
+    assert tuple(POSITIONAL_INITIALIZERS) == POSITIONAL_INITS
 
 
 def test_runs_written_before_positional_init_existed_are_the_xavier_runs():

@@ -31,7 +31,7 @@ import numpy as np
 from jax import Array
 from netket.nn.activation import log_cosh
 
-from vitnqs.config import MECHANISMS, check_vit_arguments
+from vitnqs.config import MECHANISMS, POSITIONAL_INITS, check_vit_arguments
 
 __all__ = ["MECHANISMS", "ATTENTIONS", "ViT", "count_parameters", "check_vit_arguments"]
 
@@ -239,9 +239,9 @@ class ViT(nn.Module):
         )
         if self.n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got n_layers={self.n_layers}")
-        if self.positional_init not in POSITIONAL_INITIALIZERS:
+        if self.positional_init not in POSITIONAL_INITS:
             raise ValueError(f"positional_init={self.positional_init!r} is not one of "
-                             f"{tuple(POSITIONAL_INITIALIZERS)}")
+                             f"{POSITIONAL_INITS}")
 
         x_BxPxF = extract_patches(spins_BxN, self.patch_size)
         x_BxPxD = nn.Dense(self.d_model, param_dtype=self.param_dtype, name="embedding")(x_BxPxF)
