@@ -11,6 +11,7 @@ from vitnqs.config import ConfigError
 from vitnqs.workflow_config import build_run_grid
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+QUICK = CONFIG.with_name("quick.yaml")
 
 
 @pytest.fixture
@@ -118,3 +119,15 @@ def test_a_run_id_reads_back_as_the_fields_it_names():
         assert parse_run_id(run_id) == fields
     with pytest.raises(ConfigError, match="not a run id"):
         parse_run_id("L6_t5_paper")
+
+
+def test_the_quick_config_merged_over_the_main_one_trains_only_its_4x4_runs(config):
+    """Snakemake merges config/quick.yaml into config/config.yaml key by key, so a group added to
+    the main config and not redefined (or emptied) in quick.yaml would train its runs on a laptop
+    CPU (it once did: the 8x8/10x10 positional probe timed CI out)."""
+    from snakemake.utils import update_config
+
+    update_config(config, yaml.safe_load(QUICK.read_text()))
+    grid = build_run_grid(config)
+    assert grid.runs and {(run.L, run.protocol) for run in grid.runs.values()} == {(4, "quick")}
+    assert set(grid.groups) >= set(yaml.safe_load(CONFIG.read_text())["groups"])
