@@ -287,17 +287,19 @@ def format_diverged_runs(table: pd.DataFrame) -> str:
             + shown.astype(str).to_markdown(index=False, disable_numparse=True) + "\n")
 
 
-FINAL_ENERGY_LEFT = "final energy left"
-"""The status of a run stopped between its last step and its summary."""
+FINISHED, FINAL_ENERGY_LEFT, TRAINING, NOT_STARTED = (
+    "finished", "final energy left", "training", "not started")
+"""The statuses of table_run_status: a summary; every step done and no summary yet (stopped
+before its final energy); some steps done; none."""
 
 
 def run_status(finished: bool, steps_done: int, n_steps: int) -> str:
-    """'finished', 'final energy left', 'training' or 'not started' (see table_run_status)."""
+    """FINISHED, FINAL_ENERGY_LEFT, TRAINING or NOT_STARTED (see table_run_status)."""
     if finished:
-        return "finished"
+        return FINISHED
     if steps_done >= n_steps:
         return FINAL_ENERGY_LEFT
-    return "training" if steps_done else "not started"
+    return TRAINING if steps_done else NOT_STARTED
 
 
 def steps_of(done: pd.Series, n_steps: pd.Series) -> list[str]:
@@ -310,7 +312,7 @@ def format_run_status(table: pd.DataFrame) -> str:
     their final energy left, if any) above the table; a run in training says its pace and the
     hours left at that pace, one with only its final energy left how to sample it."""
     counts = table["status"].value_counts()
-    shown_statuses = ["finished", "training", "not started"]
+    shown_statuses = [FINISHED, TRAINING, NOT_STARTED]
     if counts.get(FINAL_ENERGY_LEFT, 0):
         shown_statuses.insert(1, FINAL_ENERGY_LEFT)
     heading = (f"**Runs of the workflow config**: {len(table)} in all, "
