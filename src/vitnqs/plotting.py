@@ -201,6 +201,7 @@ OTHER_SEEDS_LABEL = "other seeds (the lines join the lowest)"
 """Legend label of the faint markers of the seeds that are not a mechanism's lowest at an L."""
 
 OTHER_SEEDS_ALPHA = 0.35
+"""Opacity of those markers (and of their legend entry), faint beside the lowest seed's line."""
 
 
 def paper_accuracy(runs: pd.DataFrame) -> pd.DataFrame:
