@@ -26,8 +26,8 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # both `short` and `paper`, the paper's protocol with two seeds (three for t5); table1 and
     # fig3 have their sizes under `reduced` too (L = 6, 10 and L = 6, 8, 10)
     assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [20, 21, 19, 3]
-    # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 6 of its own
-    assert len(grid.runs) == 37 + 6
+    # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 1 of its own
+    assert len(grid.runs) == 37 + 1
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
     assert (shared.d_model, shared.n_heads, shared.patch_size) == (60, 10, 2)
@@ -62,11 +62,11 @@ def test_runs_where_filters_on_run_config_fields(config):
     assert grid.where(L=6, n_layers=1, J2=0.5) == [
         "L6_J0.5_nl1_t5_s0_short", "L6_J0.5_nl1_decoupled_s0_short",
         "L6_J0.5_nl1_factored_s0_short"]
-    # 7 short (two seeds at 10x10), 2 paper, 4 reduced, 2 short-smallp
-    assert len(grid.where(attention="factored")) == 15
+    # 7 short (two seeds at 10x10), 2 paper, 4 reduced
+    assert len(grid.where(attention="factored")) == 13
     assert grid.where(L=10, attention="factored") == [
         "L10_J0.5_nl4_factored_s1_short", "L10_J0.5_nl4_factored_s2_short",
-        "L10_J0.5_nl4_factored_s0_reduced", "L10_J0.5_nl4_factored_s0_short-smallp"]
+        "L10_J0.5_nl4_factored_s0_reduced"]
     assert grid.where(protocol="paper", seed=1) == [
         "L6_J0.5_nl4_t5_s1_paper", "L6_J0.5_nl4_decoupled_s1_paper",
         "L6_J0.5_nl4_factored_s1_paper"]
