@@ -43,6 +43,8 @@ from vitnqs.train import NonFiniteError, run
 TINY = RunConfig.from_dict(TINY_RUN)
 RUN_ID = TINY.run_id
 CHECKPOINTS = TINY.n_steps // TINY.checkpoint_every
+FINAL_BATCHES = TINY.n_samples_final // TINY.n_samples  # the final energy's batches of M samples
+FINAL_RECORD = "checkpoint/final_energy.msgpack"
 
 
 def _corrupt(path, keep_fraction=0.5):
@@ -109,6 +111,7 @@ KILLS = [
     ("snapshot-half", _RANDOM.randint(1, len(TINY.snapshots))),
     ("history-unrenamed", _RANDOM.randint(1, CHECKPOINTS + 1)),  # + the write after the last step
     ("summary-half", 1),
+    ("final_energy-half", _RANDOM.randint(1, FINAL_BATCHES)),
 ]
 """(moment, count) of each kill: train_helpers.MOMENTS says where the process stops."""
 
@@ -163,6 +166,10 @@ def test_non_finite_local_energy_stops_the_run_and_reaches_no_output(
     history = io.read_csv(run_dir / "history.csv")
     assert len(history) == min(call - 1, TINY.n_steps)
     assert np.isfinite(history.to_numpy(dtype=float)).all()
+    if call > TINY.n_steps:  # the final energy's good batches are recorded, the bad one is not
+        record = serialization.msgpack_restore(io.read_state(run_dir / FINAL_RECORD))
+        assert record["e_loc"].shape[0] == call - TINY.n_steps - 1
+        assert np.isfinite(record["e_loc"]).all()
     states = [io.read_parameters(p) for p in (run_dir / "snapshots").glob("step_*.msgpack")]
     if (run_dir / "checkpoint" / "state.msgpack").exists():
         states.append(serialization.msgpack_restore(
@@ -227,6 +234,50 @@ def test_a_second_sigterm_ends_the_process_at_once(uninterrupted, tmp_path):
     )
     assert checkpoint["step"] == 8  # the last regular checkpoint, before step 9 could finish
     run(TINY_RUN, run_dir, quiet=True)
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+
+
+# --- the final energy: drawn in batches of M samples, each recorded -------------------------------
+def _stopped_in_final_batch(tmp_path, batch):
+    """A run sent SIGTERM while it draws batch `batch` of its final energy (VMC_SR calls
+    local_estimators once a step; the final energy's batches come after the last step)."""
+    config, run_dir = write_config(tmp_path / "run.yaml"), tmp_path / "run"
+    result = train_with_fault(config, run_dir, "sigterm-local-energy", TINY.n_steps + batch)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    return result, run_dir
+
+
+@pytest.mark.parametrize("batch", [1, FINAL_BATCHES - 1])
+def test_sigterm_in_the_final_energy_keeps_its_batches_and_the_rerun_continues_them(
+    uninterrupted, tmp_path, batch
+):
+    """The batch under way ends and is recorded with the sampler state after it; the rerun
+    draws only the batches left, from there: the summary's numbers are the uninterrupted
+    run's to the last bit (drawing the first batches again would not give them)."""
+    result, run_dir = _stopped_in_final_batch(tmp_path, batch)
+    assert (f"stopped by SIGTERM after {batch} of {FINAL_BATCHES} batches of the final energy"
+            in result.stderr)
+    assert "run the same command to continue" in result.stderr and "Traceback" not in result.stderr
+    assert not (run_dir / "summary.json").exists()
+    record = serialization.msgpack_restore(io.read_state(run_dir / FINAL_RECORD))
+    assert record["e_loc"].shape == (batch, TINY.n_chains, TINY.n_samples // TINY.n_chains)
+
+    run(TINY_RUN, run_dir, quiet=True)
+    log = (run_dir / "train.log").read_text()
+    assert f"final energy: resuming after batch {batch} of {FINAL_BATCHES}" in log
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+    assert not (run_dir / FINAL_RECORD).exists()  # the summary holds it now
+
+
+def test_an_unreadable_final_energy_record_is_reported_and_the_estimate_starts_over(
+    uninterrupted, tmp_path
+):
+    _, run_dir = _stopped_in_final_batch(tmp_path, 2)
+    _corrupt(run_dir / FINAL_RECORD)
+    run(TINY_RUN, run_dir, quiet=True)
+    log = (run_dir / "train.log").read_text()
+    assert "starting the final energy over" in log and "resuming after batch" not in log
+    # from the step-24 checkpoint's sampler state, as the uninterrupted run drew it
     assert run_outcome(run_dir) == run_outcome(uninterrupted)
 
 

@@ -7,7 +7,10 @@ Run as a script, this file is ``vitnqs train RUN_CONFIG RUN_DIR`` with one fault
 
 MOMENT is one of ``MOMENTS``: the process stops there (the COUNT-th time it comes), writes
 ``paused_marker(RUN_DIR)`` and waits for the test to SIGKILL it; or ``nan-local-energy``: the
-COUNT-th call of ``MCState.local_estimators`` returns NaN in its first entry.
+COUNT-th call of ``MCState.local_estimators`` returns NaN in its first entry; or ``sigterm``
+(``sigterm-twice``): the process sends itself SIGTERM (twice) in step COUNT; or
+``sigterm-local-energy``: it sends itself SIGTERM in the COUNT-th call of
+``MCState.local_estimators`` (VMC_SR calls it once a step, the final energy once a batch).
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def run_outcome(run_dir: Path) -> dict:
 
 # --- fault injection ----------------------------------------------------------------------------
 WRITES = {"checkpoint": "state.msgpack", "snapshot": "step_", "history": "history.csv",
-          "summary": "summary.json"}
+          "summary": "summary.json", "final_energy": "final_energy.msgpack"}
 """The files a run writes with io.write_atomic, by the name (prefix) of the file."""
 
 MOMENTS = {
@@ -173,6 +176,16 @@ def _inject(moment: str, count: int, run_dir: Path) -> None:
             return original(self, step, *args)
 
         RunRecorder.on_compute_update_end = signalled
+    elif moment == "sigterm-local-energy":
+        original_estimators = nk.vqs.MCState.local_estimators
+        calls = itertools.count(1)
+
+        def signalled_estimators(self, *args, **kwargs):
+            if next(calls) == count:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original_estimators(self, *args, **kwargs)
+
+        nk.vqs.MCState.local_estimators = signalled_estimators
     elif moment == "nan-local-energy":
         nk.vqs.MCState.local_estimators = poisoned_local_estimators(
             nk.vqs.MCState.local_estimators, count, float("nan"))

@@ -9,6 +9,8 @@ Run directory layout (all writes atomic; see ``vitnqs.io``):
     train.log                   progress lines
     checkpoint/state.msgpack    full state every k steps (the previous one kept as
                                 state.prev.msgpack)
+    checkpoint/final_energy.msgpack  the final energy's local-energy batches so far and the
+                                sampler state after the last of them (removed with the summary)
     segments.csv                where and with which code each stretch of steps ran (written by
                                 ``vitnqs.train`` through ``vitnqs.segments``)
 
@@ -16,7 +18,9 @@ A ``RunRecorder`` is hooked into NetKet's driver through ``callback()``: it snap
 at the configured steps, stops the run with ``NonFiniteError`` at the first non-finite energy or
 parameter (nothing non-finite is written), checkpoints every ``checkpoint_every`` steps or
 ``checkpoint_seconds``, and after a stop request (``stop_requested``, set by a signal handler)
-checkpoints the step just done and raises ``TrainingStopped``.
+checkpoints the step just done and raises ``TrainingStopped``. The final energy after the
+last step is recorded batch by batch (``restore_final_energy``, ``final_energy_batch_done``): a
+stopped or killed estimate continues where it was, to the same numbers.
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ class RunRecorder:
     @property
     def previous_checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoint" / "state.prev.msgpack"
+
+    @property
+    def final_energy_path(self) -> Path:
+        return self.run_dir / "checkpoint" / "final_energy.msgpack"
 
     def snapshot_path(self, step: int) -> Path:
         return self.run_dir / "snapshots" / f"step_{step:06d}.msgpack"
@@ -196,6 +204,50 @@ class RunRecorder:
             ]
             self.logger.info("restored checkpoint %s at step %d", path, driver.step_count)
             return
+
+    # the final energy, batch by batch
+    def restore_final_energy(self, vstate, n_batches: int) -> list[np.ndarray]:
+        """The local-energy batches of an interrupted final estimate, with vstate's sampler put
+        back where they left it; none where there is no usable record."""
+        path = self.final_energy_path
+        if not path.exists():
+            return []
+        try:
+            state = serialization.msgpack_restore(io.read_state(path))
+        except io.CorruptFileError as error:
+            self.logger.warning("starting the final energy over: %s", error)
+            return []
+        batches = list(np.asarray(state["e_loc"]))
+        shape = (vstate.sampler.n_chains, self.config.n_samples // vstate.sampler.n_chains)
+        if len(batches) > n_batches or batches[0].shape != shape:
+            self.logger.warning("starting the final energy over: %s holds %d batches of %s, "
+                                "not at most %d of %s", path, len(batches), batches[0].shape,
+                                n_batches, shape)
+            return []
+        vstate.sampler_state = serialization.from_state_dict(vstate.sampler_state,
+                                                             state["sampler_state"])
+        self.logger.info("final energy: resuming after batch %d of %d", len(batches), n_batches)
+        return batches
+
+    def final_energy_batch_done(self, vstate, batches: list[np.ndarray], n_batches: int) -> None:
+        """Record the batches so far with the sampler state after the last; then, if a stop was
+        asked for, raise TrainingStopped."""
+        state = {"sampler_state": serialization.to_state_dict(vstate.sampler_state),
+                 "e_loc": np.stack(batches)}
+        io.write_state(self.final_energy_path, serialization.msgpack_serialize(state))
+        if self.stop_requested:
+            done = len(batches)
+            self.logger.info("stopped by %s after batch %d of %d of the final energy",
+                             self.stop_requested, done, n_batches)
+            raise TrainingStopped(
+                f"stopped by {self.stop_requested} after {done} of {n_batches} batches of the "
+                f"final energy; {self.final_energy_path} holds them: "
+                "run the same command to continue"
+            )
+
+    def forget_final_energy(self) -> None:
+        """Once the summary holds the final energy, its batches are no longer needed."""
+        self.final_energy_path.unlink(missing_ok=True)
 
     def write_history(self) -> None:
         io.write_csv(self.run_dir / "history.csv", self.history())

@@ -5,7 +5,9 @@ on the CPU the finished outputs are bit-for-bit those of an uninterrupted run (t
 columns aside). A non-finite energy or parameter stops the run with ``NonFiniteError`` naming the
 step; the last good checkpoint is kept and nothing non-finite is written. A SIGTERM during the
 steps (SLURM's time limit, ``timeout``, a cancelled job) ends the step under way, writes its
-checkpoint and raises ``TrainingStopped``: no completed step is lost. What a run directory
+checkpoint and raises ``TrainingStopped``: no completed step is lost. The final energy is drawn
+in batches of M samples, each recorded as it is drawn: a SIGTERM there ends the batch under way,
+and a rerun (after a SIGTERM or a SIGKILL) continues with the next batch. What a run directory
 holds, and who writes it: ``vitnqs.recorder``.
 """
 
@@ -142,9 +144,11 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
         raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
     recorder.finish(driver)
 
-    final = final_energy(config, hamiltonian, vstate)
+    with _stop_after_step_on(signal.SIGTERM, recorder):
+        final = final_energy(config, hamiltonian, vstate, recorder)
     summary = recorder.summary(vstate, final)
     io.write_json(summary_path, summary)
+    recorder.forget_final_energy()
     logger.info(
         "%s done: E = %.8f +- %.1e per site, V-score %.2e, %.3f s/step",
         config.run_id, summary["energy_per_site"], summary["energy_error"], summary["v_score"],
@@ -153,18 +157,23 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     return summary
 
 
-def final_energy(config: RunConfig, hamiltonian, vstate) -> dict[str, float]:
+def final_energy(config: RunConfig, hamiltonian, vstate,
+                 recorder: RunRecorder | None = None) -> dict[str, float]:
     """Energy per site from n_samples_final fresh samples, drawn M at a time, with the
-    state's chunk size."""
+    state's chunk size. With a recorder, each batch is recorded as it is drawn and an
+    interrupted estimate continues from its record (the same numbers as without the stop)."""
     n_batches = max(1, math.ceil(config.n_samples_final / config.n_samples))
-    chunks = []
-    for _ in range(n_batches):
+    batches = recorder.restore_final_energy(vstate, n_batches) if recorder else []
+    while len(batches) < n_batches:
         vstate.reset()
-        e_loc = vstate.local_estimators(hamiltonian)
-        chunks.append(np.asarray(e_loc.data))
-    e_loc_CxT = np.concatenate(chunks, axis=-1)
-    if not np.all(np.isfinite(e_loc_CxT)):
-        raise NonFiniteError("non-finite local energies in the final energy estimate")
+        e_loc = np.asarray(vstate.local_estimators(hamiltonian).data)
+        if not np.all(np.isfinite(e_loc)):
+            raise NonFiniteError(f"non-finite local energies in batch {len(batches) + 1} of "
+                                 f"{n_batches} of the final energy estimate")
+        batches.append(e_loc)
+        if recorder:
+            recorder.final_energy_batch_done(vstate, batches, n_batches)
+    e_loc_CxT = np.concatenate(batches, axis=-1)
     stats = nk.stats.statistics(e_loc_CxT)
     n = config.n_sites
     mean = float(np.real(stats.mean))
@@ -182,10 +191,10 @@ def final_energy(config: RunConfig, hamiltonian, vstate) -> dict[str, float]:
 # --- helpers ------------------------------------------------------------------------------------
 @contextmanager
 def _stop_after_step_on(signum: signal.Signals, recorder: RunRecorder):
-    """While training, signum asks the run to stop once the step under way is done and
-    checkpointed (a step takes seconds; SLURM waits 30 s by default before its SIGKILL); a
-    second signum ends the process at once. Outside the main thread, Python cannot handle
-    signals: nothing changes there."""
+    """While training (or drawing the final energy), signum asks the run to stop once the step
+    (or batch) under way is done and recorded (a step takes seconds; SLURM waits 30 s by
+    default before its SIGKILL); a second signum ends the process at once. Outside the main
+    thread, Python cannot handle signals: nothing changes there."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
