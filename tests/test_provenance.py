@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from vitnqs import io, provenance
@@ -24,6 +26,31 @@ def test_recorded_names_the_commit_the_block_began_with(tmp_path, monkeypatch):
     with provenance.recorded(path):
         monkeypatch.setenv("VITNQS_GIT_COMMIT", "b" * 40)
     assert io.read_json(path)["git_commit"] == "a" * 40
+
+
+def test_the_commit_is_dirty_for_changed_code_not_for_changed_results(tmp_path, monkeypatch):
+    """Results unpacked into the checkout (a GPU call's run folders) are not the code that
+    runs; a changed source file, config or workflow file is."""
+    monkeypatch.delenv("VITNQS_GIT_COMMIT", raising=False)
+    for name in ("src/pkg/code.py", "config/config.yaml", "results/runs/r/train.log"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("0\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    package = tmp_path / "src" / "pkg"
+    (tmp_path / "results/runs/r/train.log").write_text("0\n1\n")
+    (tmp_path / "results/runs/r2").mkdir()
+    (tmp_path / "results/runs/r2/history.csv").write_text("new\n")
+    assert provenance.git_commit(package) == head
+    for name in ("config/config.yaml", "src/pkg/code.py"):
+        (tmp_path / name).write_text("1\n")
+        assert provenance.git_commit(package) == head + "+dirty", name
+        subprocess.run([*git, "checkout", "-q", "--", name], check=True)
+    assert provenance.git_commit(package) == head
 
 
 def test_recorded_writes_nothing_when_the_block_fails(tmp_path):

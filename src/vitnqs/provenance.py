@@ -14,22 +14,25 @@ from pathlib import Path
 PACKAGES = ("vitnqs", "netket", "jax", "jaxlib", "flax", "optax", "numpy")
 
 
-def git_commit() -> str:
-    """The commit of this source tree, '+dirty' if it has uncommitted changes.
+def git_commit(root: Path | str | None = None) -> str:
+    """The commit of this source tree, '+dirty' if a tracked file outside results/ has
+    uncommitted changes: what results/ holds is what the code wrote, not the code that runs
+    (a GPU call's run folders unpacked into the checkout do not make an analysis 'dirty').
 
     ``VITNQS_GIT_COMMIT`` overrides it, for copies of the tree that travel without .git
-    (a GPU node that receives the working tree, a container image).
+    (a GPU node that receives the working tree, a container image). root: a folder of the
+    checkout (default: this package's).
     """
     if os.environ.get("VITNQS_GIT_COMMIT"):
         return os.environ["VITNQS_GIT_COMMIT"]
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent if root is None else Path(root)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-            capture_output=True, text=True, check=True,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+             ":(top,exclude)results"], cwd=root, capture_output=True, text=True, check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
