@@ -219,10 +219,10 @@ class RunRecorder:
             return []
         batches = list(np.asarray(state["e_loc"]))
         shape = (vstate.sampler.n_chains, self.config.n_samples // vstate.sampler.n_chains)
-        if len(batches) > n_batches or batches[0].shape != shape:
+        if not 0 < len(batches) <= n_batches or batches[0].shape != shape:
             self.logger.warning("starting the final energy over: %s holds %d batches of %s, "
-                                "not at most %d of %s", path, len(batches), batches[0].shape,
-                                n_batches, shape)
+                                "not 1 to %d of %s", path, len(batches),
+                                batches[0].shape if batches else "-", n_batches, shape)
             return []
         vstate.sampler_state = serialization.from_state_dict(vstate.sampler_state,
                                                              state["sampler_state"])
