@@ -137,21 +137,25 @@ def train_with_fault(config_path: Path, run_dir: Path, moment: str,
                           text=True, timeout=600, env=_env())
 
 
-def poisoned_local_estimators(original, call: int, value: float):
-    """MCState.local_estimators whose call-th call (from 1) gives `value` as its first entry.
+def local_estimators_changed_at(original, call: int, change):
+    """MCState.local_estimators whose call-th call (from 1) returns change(its result).
 
     VMC_SR calls it once per step (call k is step k - 1); the final energy estimate of a run
-    calls it ceil(n_samples_final / n_samples) times after the last step.
+    calls it once per batch, ceil(n_samples_final / n_samples) times after the last step.
     """
     calls = itertools.count(1)
 
     def local_estimators(self, *args, **kwargs):
         e_loc = original(self, *args, **kwargs)  # a netket LocalEstimators around .data
-        if next(calls) == call:
-            e_loc = type(e_loc)(e_loc.data.at[(0,) * e_loc.data.ndim].set(value))
-        return e_loc
+        return change(e_loc) if next(calls) == call else e_loc
 
     return local_estimators
+
+
+def poisoned_local_estimators(original, call: int, value: float):
+    """MCState.local_estimators whose call-th call (from 1) gives `value` as its first entry."""
+    return local_estimators_changed_at(
+        original, call, lambda e_loc: type(e_loc)(e_loc.data.at[(0,) * e_loc.data.ndim].set(value)))
 
 
 def _inject(moment: str, count: int, run_dir: Path) -> None:
@@ -177,15 +181,12 @@ def _inject(moment: str, count: int, run_dir: Path) -> None:
 
         RunRecorder.on_compute_update_end = signalled
     elif moment == "sigterm-local-energy":
-        original_estimators = nk.vqs.MCState.local_estimators
-        calls = itertools.count(1)
+        def sigterm_self(e_loc):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return e_loc
 
-        def signalled_estimators(self, *args, **kwargs):
-            if next(calls) == count:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return original_estimators(self, *args, **kwargs)
-
-        nk.vqs.MCState.local_estimators = signalled_estimators
+        nk.vqs.MCState.local_estimators = local_estimators_changed_at(
+            nk.vqs.MCState.local_estimators, count, sigterm_self)
     elif moment == "nan-local-energy":
         nk.vqs.MCState.local_estimators = poisoned_local_estimators(
             nk.vqs.MCState.local_estimators, count, float("nan"))
