@@ -269,6 +269,21 @@ def test_sigterm_in_the_final_energy_keeps_its_batches_and_the_rerun_continues_t
     assert not (run_dir / FINAL_RECORD).exists()  # the summary holds it now
 
 
+def test_sigterm_between_the_last_step_and_the_final_energy_waits_for_the_first_batch(
+    uninterrupted, tmp_path
+):
+    """SIGTERM while the last step's checkpoint is written (after training, before the final
+    energy) is not the default action: the run stops after the first batch, recorded, and the
+    rerun ends with the uninterrupted run's numbers."""
+    config, run_dir = write_config(tmp_path / "run.yaml"), tmp_path / "run"
+    result = train_with_fault(config, run_dir, "sigterm-finish", 0)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert (f"stopped by SIGTERM after 1 of {FINAL_BATCHES} batches of the final energy"
+            in result.stderr)
+    run(TINY_RUN, run_dir, quiet=True)
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+
+
 def test_an_unreadable_final_energy_record_is_reported_and_the_estimate_starts_over(
     uninterrupted, tmp_path
 ):

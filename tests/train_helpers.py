@@ -10,7 +10,9 @@ MOMENT is one of ``MOMENTS``: the process stops there (the COUNT-th time it come
 COUNT-th call of ``MCState.local_estimators`` returns NaN in its first entry; or ``sigterm``
 (``sigterm-twice``): the process sends itself SIGTERM (twice) in step COUNT; or
 ``sigterm-local-energy``: it sends itself SIGTERM in the COUNT-th call of
-``MCState.local_estimators`` (VMC_SR calls it once a step, the final energy once a batch).
+``MCState.local_estimators`` (VMC_SR calls it once a step, the final energy once a batch); or
+``sigterm-finish``: it sends itself SIGTERM as the last step's checkpoint is written, between
+the training and the final energy (COUNT unused).
 """
 
 from __future__ import annotations
@@ -187,6 +189,14 @@ def _inject(moment: str, count: int, run_dir: Path) -> None:
 
         nk.vqs.MCState.local_estimators = local_estimators_changed_at(
             nk.vqs.MCState.local_estimators, count, sigterm_self)
+    elif moment == "sigterm-finish":
+        finish = RunRecorder.finish
+
+        def signalled_finish(self, driver):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return finish(self, driver)
+
+        RunRecorder.finish = signalled_finish
     elif moment == "nan-local-energy":
         nk.vqs.MCState.local_estimators = poisoned_local_estimators(
             nk.vqs.MCState.local_estimators, count, float("nan"))

@@ -124,27 +124,29 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     driver = build_driver(config, hamiltonian, vstate, plan.sr_on_the_fly)
     recorder.restore(driver)
 
-    remaining = config.n_steps - driver.step_count
-    if remaining > 0:
-        device, commit = provenance.device_name(), provenance.git_commit()
-        segments.record_start(run_dir, driver.step_count, device, commit)
-        logger.info(
-            "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s, commit %s",
-            config.run_id, "resuming" if driver.step_count else "starting", driver.step_count,
-            config.n_steps - 1, config.n_steps, config.n_samples, vstate.n_parameters,
-            device, commit,
-        )
-        try:
-            with _stop_after_step_on(signal.SIGTERM, recorder):
-                driver.run(remaining, out=None, show_progress=False, callback=recorder.callback())
-        except NonFiniteError:
-            recorder.write_history()  # the good steps, for diagnosis; the checkpoint is untouched
-            raise
-    if driver.step_count != config.n_steps:
-        raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
-    recorder.finish(driver)
-
-    with _stop_after_step_on(signal.SIGTERM, recorder):
+    # One SIGTERM handler from the first step to the last batch of the final energy: a stop
+    # asked for in between (while recorder.finish writes the last checkpoint) ends the run
+    # after the first batch, recorded, instead of at once.
+    with _stop_when_safe_on(signal.SIGTERM, recorder):
+        remaining = config.n_steps - driver.step_count
+        if remaining > 0:
+            device, commit = provenance.device_name(), provenance.git_commit()
+            segments.record_start(run_dir, driver.step_count, device, commit)
+            logger.info(
+                "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s, commit %s",
+                config.run_id, "resuming" if driver.step_count else "starting",
+                driver.step_count, config.n_steps - 1, config.n_steps, config.n_samples,
+                vstate.n_parameters, device, commit,
+            )
+            try:
+                driver.run(remaining, out=None, show_progress=False,
+                           callback=recorder.callback())
+            except NonFiniteError:
+                recorder.write_history()  # the good steps, for diagnosis; checkpoint untouched
+                raise
+        if driver.step_count != config.n_steps:
+            raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
+        recorder.finish(driver)
         final = final_energy(config, hamiltonian, vstate, recorder)
     summary = recorder.summary(vstate, final)
     io.write_json(summary_path, summary)
@@ -190,8 +192,8 @@ def final_energy(config: RunConfig, hamiltonian, vstate,
 
 # --- helpers ------------------------------------------------------------------------------------
 @contextmanager
-def _stop_after_step_on(signum: signal.Signals, recorder: RunRecorder):
-    """While training (or drawing the final energy), signum asks the run to stop once the step
+def _stop_when_safe_on(signum: signal.Signals, recorder: RunRecorder):
+    """While training and drawing the final energy, signum asks the run to stop once the step
     (or batch) under way is done and recorded (a step takes seconds; SLURM waits 30 s by
     default before its SIGKILL); a second signum ends the process at once. Outside the main
     thread, Python cannot handle signals: nothing changes there."""
