@@ -269,6 +269,33 @@ def test_sigterm_in_the_final_energy_keeps_its_batches_and_the_rerun_continues_t
     assert not (run_dir / FINAL_RECORD).exists()  # the summary holds it now
 
 
+@pytest.mark.parametrize("recorded", ["another device", None], ids=["devices", "no-devices"])
+def test_a_final_energy_continued_on_another_device_names_both_in_the_summary(
+    uninterrupted, tmp_path, recorded
+):
+    """The record names the device of each batch; a rerun elsewhere adds its own, and the
+    summary says which batches ran where (a record written before devices were kept:
+    'unrecorded'). Here the first two of four batches are relabelled as drawn elsewhere."""
+    _, run_dir = _stopped_in_final_batch(tmp_path, 2)
+    path = run_dir / FINAL_RECORD
+    record = serialization.msgpack_restore(io.read_state(path))
+    here = io.read_json(uninterrupted / "summary.json")["device"]
+    assert record["devices"].splitlines() == [here, here]
+    if recorded is None:
+        del record["devices"]
+    else:
+        record["devices"] = f"{recorded}\n{recorded}"
+    io.write_state(path, serialization.msgpack_serialize(record))
+
+    run(TINY_RUN, run_dir, quiet=True)
+    summary = io.read_json(run_dir / "summary.json")
+    earlier = recorded or "unrecorded"
+    assert summary["final_energy_devices"] == (
+        f"{earlier} (batches 1-2); {here} (batches 3-{FINAL_BATCHES})")
+    assert io.read_json(uninterrupted / "summary.json")["final_energy_devices"] == here
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)  # the numbers do not change
+
+
 def test_sigterm_between_the_last_step_and_the_final_energy_waits_for_the_first_batch(
     uninterrupted, tmp_path
 ):

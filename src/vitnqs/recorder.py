@@ -9,8 +9,9 @@ Run directory layout (all writes atomic; see ``vitnqs.io``):
     train.log                   progress lines
     checkpoint/state.msgpack    full state every k steps (the previous one kept as
                                 state.prev.msgpack)
-    checkpoint/final_energy.msgpack  the final energy's local-energy batches so far and the
-                                sampler state after the last of them (removed with the summary)
+    checkpoint/final_energy.msgpack  the final energy's local-energy batches so far, the device
+                                that drew each and the sampler state after the last of them
+                                (removed with the summary)
     segments.csv                where and with which code each stretch of steps ran (written by
                                 ``vitnqs.train`` through ``vitnqs.segments``)
 
@@ -74,6 +75,7 @@ class RunRecorder:
         self._snapshots = set(config.snapshots)
         self._checkpointed_step = -1
         self.stop_requested: str | None = None  # the name of a signal that asked the run to stop
+        self.final_energy_devices: list[str] = []  # the device that drew each final-energy batch
 
     # paths
     @property
@@ -226,14 +228,21 @@ class RunRecorder:
             return []
         vstate.sampler_state = serialization.from_state_dict(vstate.sampler_state,
                                                              state["sampler_state"])
+        devices = str(state.get("devices", "")).splitlines()  # a record of 05989ae has none
+        self.final_energy_devices = (devices if len(devices) == len(batches)
+                                     else ["unrecorded"] * len(batches))
         self.logger.info("final energy: resuming after batch %d of %d", len(batches), n_batches)
         return batches
 
     def final_energy_batch_done(self, vstate, batches: list[np.ndarray], n_batches: int) -> None:
-        """Record the batches so far with the sampler state after the last; then, if a stop was
-        asked for, raise TrainingStopped."""
+        """Record the batches so far with the device that drew each (this process drew the
+        ones not yet recorded) and the sampler state after the last; then, if a stop was asked
+        for, raise TrainingStopped."""
+        new = len(batches) - len(self.final_energy_devices)
+        self.final_energy_devices += [provenance.device_name()] * new
         state = {"sampler_state": serialization.to_state_dict(vstate.sampler_state),
-                 "e_loc": np.stack(batches)}
+                 "e_loc": np.stack(batches),
+                 "devices": "\n".join(self.final_energy_devices)}
         io.write_state(self.final_energy_path, serialization.msgpack_serialize(state))
         if self.stop_requested:
             done = len(batches)
@@ -298,6 +307,7 @@ class RunRecorder:
             **provenance.record(),
             "training_devices": segments.describe_devices(trained),
             "training_seconds_per_step": segments.step_seconds_by_device(trained, seconds),
+            "final_energy_devices": describe_batch_devices(self.final_energy_devices),
             "segments": trained,
             "config": config.to_dict(),
         }
@@ -348,3 +358,19 @@ def _format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def describe_batch_devices(devices: list[str]) -> str:
+    """Which device drew which batches of the final energy: the one device, or the runs of
+    consecutive batches, e.g. 'cpu (x86_64) x1 (batches 1-34); NVIDIA H200 x1 (batches 35-100)'.
+    Empty for no batches."""
+    spans: list[list] = []  # [device, first, last], batches counted from 1
+    for number, device in enumerate(devices, start=1):
+        if spans and spans[-1][0] == device:
+            spans[-1][2] = number
+        else:
+            spans.append([device, number, number])
+    if len({device for device, _, _ in spans}) == 1:
+        return spans[0][0]
+    return "; ".join(f"{device} (batch {first})" if first == last
+                     else f"{device} (batches {first}-{last})" for device, first, last in spans)
