@@ -73,7 +73,7 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
     styles = protocol_line_styles(per_head["protocol"])
     n_cols = min(3, panels.ngroups)
     n_rows = -(-panels.ngroups // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 2.8 * n_rows), sharey=True,
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 3.6 * n_rows), sharey=True,
                              squeeze=False, layout="constrained")
     for ax, ((L, J2, n_layers), panel) in zip(axes.flat, panels):
         for attention, mechanism in by_mechanism(panel):
@@ -85,7 +85,9 @@ def fig_input_dependence(frame: pd.DataFrame) -> plt.Figure:
                     ax.plot(curve.index, curve.values, ls=styles[protocol], ms=3,
                             marker=SEED_MARKERS[rank % len(SEED_MARKERS)],
                             color=COLORS.get(attention), label=f"{attention} ({name})")
-        legend_once_per_label(ax, fontsize=6)  # one entry per mechanism and protocol
+        # one entry per mechanism, protocol and seed, below the panel (6x6's runs fill it)
+        legend_once_per_label(ax, fontsize=6, ncol=2, loc="upper center",
+                              bbox_to_anchor=(0.5, -0.2))
         ax.set_xscale("symlog", linthresh=1)
         ax.set_yscale("log")
         ax.set_xlabel("optimization step")
