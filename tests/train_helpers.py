@@ -160,6 +160,12 @@ def poisoned_local_estimators(original, call: int, value: float):
         original, call, lambda e_loc: type(e_loc)(e_loc.data.at[(0,) * e_loc.data.ndim].set(value)))
 
 
+def _sigterm_self(times: int = 1) -> None:
+    """Send this process SIGTERM, as a time limit would (twice: a second, impatient one)."""
+    for _ in range(times):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _inject(moment: str, count: int, run_dir: Path) -> None:
     import netket as nk
 
@@ -177,23 +183,18 @@ def _inject(moment: str, count: int, run_dir: Path) -> None:
 
         def signalled(self, step, *args):
             if step == count:
-                for _ in range(2 if moment == "sigterm-twice" else 1):
-                    os.kill(os.getpid(), signal.SIGTERM)
+                _sigterm_self(2 if moment == "sigterm-twice" else 1)
             return original(self, step, *args)
 
         RunRecorder.on_compute_update_end = signalled
     elif moment == "sigterm-local-energy":
-        def sigterm_self(e_loc):
-            os.kill(os.getpid(), signal.SIGTERM)
-            return e_loc
-
         nk.vqs.MCState.local_estimators = local_estimators_changed_at(
-            nk.vqs.MCState.local_estimators, count, sigterm_self)
+            nk.vqs.MCState.local_estimators, count, lambda e_loc: _sigterm_self() or e_loc)
     elif moment == "sigterm-finish":
         finish = RunRecorder.finish
 
         def signalled_finish(self, driver):
-            os.kill(os.getpid(), signal.SIGTERM)
+            _sigterm_self()
             return finish(self, driver)
 
         RunRecorder.finish = signalled_finish
