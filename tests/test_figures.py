@@ -13,7 +13,13 @@ from vitnqs.config import RunConfig
 from vitnqs.paper import PAPER_TABLE1
 from vitnqs.analysis_jobs import ANALYSIS_DEFAULTS
 from vitnqs.attention_plots import fig_input_dependence, fig_input_dependence_size
-from vitnqs.plotting import OTHER_SEEDS_LABEL, fig_learning_curves, fig_scaling, select_timings
+from vitnqs.plotting import (
+    OTHER_SEEDS_LABEL,
+    SIZE_OFFSETS,
+    fig_learning_curves,
+    fig_scaling,
+    select_timings,
+)
 from vitnqs.tables import (
     format_latex, format_markdown, format_with_error, summary_frame, table_energies,
 )
@@ -327,9 +333,10 @@ def test_fig_scaling_joins_the_lowest_seed_at_each_size(runs):
     reference = t5.reference_energy.iloc[0]
     expected = [abs((reference - energy) / reference) for energy in (-0.49, -0.48)]
     np.testing.assert_allclose(np.asarray(line.get_ydata(), float), expected)
-    assert list(line.get_xdata()) == [6, 8] and labels == "t5"
+    shift = SIZE_OFFSETS["t5"]
+    assert list(line.get_xdata()) == [6 + shift, 8 + shift] and labels == "t5"
     assert figure_labels(left) == {"t5", OTHER_SEEDS_LABEL}
-    assert list(other.get_xdata()) == [8] and other.get_linestyle() == "None"
+    assert list(other.get_xdata()) == [8 + shift] and other.get_linestyle() == "None"
     assert other.get_markerfacecolor() != "none" and other.get_alpha() < 1
 
 
@@ -347,11 +354,28 @@ def test_fig_scaling_draws_each_protocol_as_its_own_line(runs):
     reference = t5.reference_energy.iloc[0]
     for protocol, pair in energies.items():
         label = f"t5 ({protocol})"
-        assert list(lines[label].get_xdata()) == [6, 8]
+        assert list(lines[label].get_xdata()) == [6 + SIZE_OFFSETS["t5"], 8 + SIZE_OFFSETS["t5"]]
         np.testing.assert_allclose(np.asarray(lines[label].get_ydata(), float),
                                    [abs((reference - e) / reference) for e in pair])
     assert lines["t5 (reduced)"].get_linestyle() != lines["t5 (short)"].get_linestyle()
     assert ":" not in {line.get_linestyle() for line in lines.values()}  # dotted: the paper's
+
+
+def test_fig_scaling_keeps_equal_errors_of_two_mechanisms_apart(runs):
+    """Decoupled and factored with the same energy at L = 6 (as 6x6 `reduced`: 2.94e-3 and
+    2.99e-3): their markers stand side by side, each near L = 6 and in the mechanisms' order,
+    no marker on another's; the ticks name the lattice sizes, not the shifted positions."""
+    factored = runs[(runs.attention == "factored") & (runs.J2 == 0.5)]
+    equal = pd.concat([factored.assign(L=L, attention=attention, run_id=f"{attention}{L}",
+                                       energy_per_site=-0.49)
+                       for attention in ("decoupled", "factored") for L in (6, 8)])
+    left = fig_scaling(equal, *select_timings(equal, {})).axes[0]
+    x = {c.get_label(): list(c.lines[0].get_xdata()) for c in left.containers}
+    assert x["decoupled"][0] < x["factored"][0]
+    assert all(abs(position - L) < 0.25 for xs in x.values() for position, L in zip(xs, (6, 8)))
+    marker_width = 0.05 * (left.get_xlim()[1] - left.get_xlim()[0])  # ~ a marker, in L
+    assert x["factored"][0] - x["decoupled"][0] > marker_width
+    assert list(left.get_xticks()) == [6, 8]
 
 
 def test_fig_scaling_sets_the_papers_accuracy_beside_runs_of_its_network(runs):
@@ -367,6 +391,7 @@ def test_fig_scaling_sets_the_papers_accuracy_beside_runs_of_its_network(runs):
     t5 = PAPER_TABLE1[PAPER_TABLE1.attention == "t5"].set_index("L").paper_energy
     expected = [abs((references[L] - t5[L]) / references[L]) for L in (6, 10)]
     np.testing.assert_allclose(dotted["tab:blue"].get_ydata(), expected)  # 1.25e-3, 1.39e-3
+    np.testing.assert_allclose(dotted["tab:blue"].get_xdata(), np.add((6, 10), SIZE_OFFSETS["t5"]))
     assert "paper (Table 1, 5000 steps, M = 6000)" in figure_labels(left)
     tiny = fig_scaling(runs, *select_timings(runs, {})).axes[0]
     assert not any(line.get_linestyle() == ":" for line in tiny.get_lines())
