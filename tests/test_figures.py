@@ -512,10 +512,14 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
                   for name, seed in (("s1", 1), ("s2", 2), ("s3", 3))}
     configs.update({RunConfig.from_dict(c).run_id: c for c in unfinished.values()})
     ids = {name: RunConfig.from_dict(c).run_id for name, c in unfinished.items()}
-    history = pd.DataFrame({"step": [0, 1, 2], "seconds": [30.0, 2.0, 4.0]})  # compile first
+    history = pd.DataFrame({"step": [0, 1, 2], "seconds": [30.0, 2.0, 4.0],  # compile first
+                            "energy": [-0.1, -0.3, -0.35]})
     segments = pd.DataFrame({"first_step": [0], "device": ["H100 x2"]})
     progress = training_progress(history, segments)
-    assert progress == {"steps_done": 3, "seconds_per_step": 4.0, "device": "H100 x2"}
+    assert progress == {"steps_done": 3, "recent_energy": pytest.approx(-0.25),
+                        "seconds_per_step": 4.0, "device": "H100 x2"}
+    long = pd.DataFrame({"step": range(30), "seconds": 1.0, "energy": np.arange(30) * -0.01})
+    assert training_progress(long, segments)["recent_energy"] == pytest.approx(-0.245)  # 20-29
     table = table_run_status(configs, {"table1": [t5, ids["s1"]], "fig2": [t5]}, finished,
                              {ids["s1"]: progress, ids["s3"]: {**progress, "steps_done": 4}})
     rows = table.set_index("run_id")
@@ -524,7 +528,12 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
                                                        finished[t5]["energy_error"])
     assert (rows.loc[ids["s1"], "status"], rows.loc[ids["s1"], "steps_done"]) == ("training", 3)
     assert (rows.loc[ids["s2"], "status"], rows.loc[ids["s2"], "steps_done"]) == ("not started", 0)
+    # is the run in training still learning: its last steps' mean energy, for it alone
+    assert rows.loc[ids["s1"], "recent_energy"] == pytest.approx(-0.25)
+    assert rows[["recent_energy"]].drop(index=[ids["s1"], ids["s3"]]).isna().all().all()
     markdown = format_run_status(table)
+    assert "energy, last 10 steps" in markdown
+    assert "-0.2500" in next(line for line in markdown.splitlines() if ids["s1"] in line)
     assert "6 in all, 3 finished, 1 final energy left, 1 training, 1 not started" in markdown
     assert "3 / 4" in markdown and "4 / 4" in markdown
     # the one step left at the recent pace of 4 s

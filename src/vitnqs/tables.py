@@ -205,16 +205,22 @@ RUN_KEYS = ("protocol", "L", "J2", "n_layers", "attention", "seed", "n_steps")
 
 STATUS_COLUMNS = (
     "run_id", "groups", *RUN_KEYS, "steps_done", "status", "energy", "relative_error",
-    "seconds_per_step", "device", "remaining_hours",
+    "recent_energy", "seconds_per_step", "device", "remaining_hours",
 )
 """Columns of table_run_status, one row per run of the workflow config."""
+
+RECENT_STEPS = 10
+"""Steps of a run in training whose mean energy run_status shows: is it still learning?"""
 
 
 def training_progress(history: pd.DataFrame, segments: pd.DataFrame | None) -> dict[str, Any]:
     """How far an unfinished run is, from its checkpointed history.csv and its segments.csv:
-    steps recorded, the median seconds of its last 100 steps and the device that ran them."""
+    steps recorded, the mean energy per site of its last RECENT_STEPS steps, the median seconds
+    of its last 100 steps and the device that ran them."""
+    recent = history.tail(RECENT_STEPS)
     return {
         "steps_done": len(history),
+        "recent_energy": float(recent["energy"].mean()) if len(history) else None,
         "seconds_per_step": float(history["seconds"].tail(100).median()) if len(history) else None,
         "device": (str(segments["device"].iloc[-1])
                    if segments is not None and len(segments) else ""),
@@ -225,8 +231,8 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
                      summaries: dict[str, dict], progress: dict[str, dict]) -> pd.DataFrame:
     """Every run of the config and how far it is: 'finished' (a summary, with its energy),
     'training' (steps of a checkpointed history, fewer than the protocol's; with its recent
-    seconds per step, device and the hours left at that pace), 'final energy left' (every step
-    of the protocol done, stopped before its final energy) or 'not started'.
+    energy, seconds per step, device and the hours left at that pace), 'final energy left'
+    (every step of the protocol done, stopped before its final energy) or 'not started'.
 
     configs: run id -> its RunConfig mapping; groups: group -> run ids; summaries: run id ->
     summary.json mapping of the finished runs; progress: run id -> ``training_progress`` of the
@@ -247,6 +253,7 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
             "energy": format_with_error(summary["energy_per_site"], summary["energy_error"])
                       if summary else "",
             "relative_error": summary.get("relative_error") if summary else None,
+            "recent_energy": pace.get("recent_energy"),
             "seconds_per_step": seconds,
             "device": pace.get("device", ""),
             "remaining_hours": (config["n_steps"] - done) * seconds / 3600 if seconds else None,
@@ -324,8 +331,9 @@ def format_run_status(table: pd.DataFrame) -> str:
     shown = table.assign(
         steps_done=steps_of(table.steps_done, table.n_steps),
         relative_error=table.relative_error.map(format_scientific),
+        recent_energy=table.recent_energy.map(lambda e: f"{e:.4f}" if pd.notna(e) else ""),
         remaining=pace,
     ).drop(columns=["n_steps", "seconds_per_step", "device", "remaining_hours"]).rename(
-        columns={"steps_done": "steps"})
+        columns={"steps_done": "steps", "recent_energy": f"energy, last {RECENT_STEPS} steps"})
     body = shown.astype(str).to_markdown(index=False, disable_numparse=True)
     return heading + (body if len(table) else "No runs configured.") + "\n"
