@@ -129,7 +129,8 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
     (and per protocol, in its own line style, where the runs have several: never one line
     across protocols). Several runs of one mechanism at one L (seeds): the line joins the
     lowest energies, the others are faint markers off the line, with a legend entry of their own
-    (hollow markers on dotted lines are the paper's)."""
+    (hollow markers on dotted lines are the paper's). In the accuracy panel each mechanism's
+    points sit SIZE_OFFSETS beside their L, so that equal errors stay visible."""
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
