@@ -26,6 +26,7 @@ stopped or killed estimate continues where it was, to the same numbers.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -364,13 +365,12 @@ def describe_batch_devices(devices: list[str]) -> str:
     """Which device drew which batches of the final energy: the one device, or the runs of
     consecutive batches, e.g. 'cpu (x86_64) x1 (batches 1-34); NVIDIA H200 x1 (batches 35-100)'.
     Empty for no batches."""
-    spans: list[list] = []  # [device, first, last], batches counted from 1
-    for number, device in enumerate(devices, start=1):
-        if spans and spans[-1][0] == device:
-            spans[-1][2] = number
-        else:
-            spans.append([device, number, number])
-    if len({device for device, _, _ in spans}) == 1:
-        return spans[0][0]
-    return "; ".join(f"{device} (batch {first})" if first == last
-                     else f"{device} (batches {first}-{last})" for device, first, last in spans)
+    if len(set(devices)) == 1:
+        return devices[0]
+    spans, first = [], 1  # (device, first, last), batches counted from 1
+    for device, run in itertools.groupby(devices):
+        last = first + len(list(run)) - 1
+        spans.append(f"{device} (batch {first})" if first == last
+                     else f"{device} (batches {first}-{last})")
+        first = last + 1
+    return "; ".join(spans)
