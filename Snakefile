@@ -26,6 +26,7 @@ localrules:
     table1,
     run_status,
     mechanism_agreement,
+    table_probes,
     fig2,
     fig3,
 
@@ -35,6 +36,7 @@ rule all:
         rules.table1.output,
         rules.run_status.output,
         rules.mechanism_agreement.output,
+        rules.table_probes.output,
         rules.fig2.output,
         rules.fig3.output,
         ANALYSIS_TARGETS,

@@ -59,3 +59,31 @@ rule run_status:
         "../../environment.yml"
     script:
         "../scripts/run_status.py"
+
+
+# The probes of the 8x8 and 10x10 failures (groups positional_probe and sr_probe): each probe
+# beside every run of the same seed, system and mechanism, configured or kept under failed/.
+PROBES = GROUPS.get("positional_probe", []) + GROUPS.get("sr_probe", [])
+
+
+rule table_probes:
+    input:
+        summaries=finished_summaries(),
+        checkpoints=checkpoints_of_unfinished_runs(),
+        config_files=workflow.configfiles,
+        failed=sorted(glob.glob(f"{RESULTS}/failed/*/history.csv")),
+        code=["src/vitnqs/probes.py", "src/vitnqs/tables.py"],
+    output:
+        csv=report(f"{RESULTS}/tables/probes.csv", caption="../report/probes.rst",
+                   category="Tables"),
+        md=f"{RESULTS}/tables/probes.md",
+    params:
+        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+        probes=PROBES,
+        results=RESULTS,
+    log:
+        f"{RESULTS}/logs/table_probes.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_probes.py"

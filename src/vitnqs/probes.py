@@ -1,0 +1,142 @@
+"""One start of the ViT under several protocols: what a single changed setting did.
+
+A probe run (config groups ``positional_probe`` and ``sr_probe``) repeats a run that failed with
+one setting changed. Its seed fixes the start: the same seed gives the same parameters and, with
+the same chains, the same samples at step 0, so from step 1 on only the changed setting differs.
+``table_probes`` shows each probe beside every run of the same system, mechanism and seed, in
+the config or kept under results/failed/: how often its energy per site went above 0 (a
+wave function worse than a random one, the mark of the failures), whether it stopped on a
+non-finite energy, and where it ended. Nothing here reads files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vitnqs.tables import format_scientific, format_with_error, sort_runs, steps_of
+
+START_KEYS = ("L", "J2", "n_layers", "attention", "seed")
+"""The RunConfig keys that fix a run's start (its parameters at step 0)."""
+
+SETTING_KEYS = ("protocol", "n_samples", "n_steps", "diag_shift", "positional_init")
+"""The RunConfig keys a probe may change, shown in the table."""
+
+PROBE_COLUMNS = (
+    "run_id", *START_KEYS, *SETTING_KEYS, "steps_recorded", "outcome", "energy_step_0",
+    "steps_above_zero", "last_step_above_zero", "lowest_mean_energy", "energy", "relative_error",
+)
+"""Columns of table_probes, one row per run sharing a probe's start."""
+
+MEAN_STEPS = 10
+"""Steps of the running mean whose lowest value says how far a run got, and of the recent mean
+an unfinished run ends at."""
+
+FINISHED, TRAINING, DIVERGED = "finished", "training", "diverged"
+"""Outcomes: a summary; a checkpointed history shorter than the protocol; kept under failed/."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the files of one run say: its config.yaml mapping, its history.csv (None if it has
+    none), its summary.json mapping (None unless finished), and whether it is kept under
+    results/failed/ (stopped by a non-finite energy and taken out of the config)."""
+
+    config: dict
+    history: pd.DataFrame | None
+    summary: dict | None = None
+    diverged: bool = False
+
+
+def start_of(config: dict) -> tuple:
+    """The START_KEYS values of a run config mapping."""
+    return tuple(config[key] for key in START_KEYS)
+
+
+def outcome_of(record: RunRecord) -> str:
+    """'finished', 'training' or 'diverged at step k' (k: the first step not recorded, the one
+    whose energy was not finite)."""
+    if record.summary is not None:
+        return FINISHED
+    if record.diverged:
+        steps = 0 if record.history is None else len(record.history)
+        return f"{DIVERGED} at step {steps}"
+    return TRAINING
+
+
+def probe_row(run_id: str, record: RunRecord) -> dict:
+    """One row of table_probes: the run's start and settings, what its history shows (steps above
+    0, the lowest MEAN_STEPS-step running mean of the energy) and where it ended: the final
+    energy if finished, the mean of its last MEAN_STEPS steps if training, nothing if diverged."""
+    config, history, summary = record.config, record.history, record.summary
+    energy = np.asarray([] if history is None else history["energy"], dtype=float)
+    above = np.flatnonzero(energy[1:] > 0) + 1  # step 0 is the random start, not a failure
+    window = min(MEAN_STEPS, len(energy))
+    means = np.convolve(energy, np.full(window, 1 / window), mode="valid") if window else energy
+    if summary is not None:
+        ended = format_with_error(summary["energy_per_site"], summary["energy_error"])
+    elif record.diverged or not window:
+        ended = ""
+    else:
+        ended = f"{means[-1]:.4f} (last {window} steps)"
+    return {
+        "run_id": run_id,
+        **{key: config[key] for key in START_KEYS},
+        **{key: config.get(key, "") for key in SETTING_KEYS},
+        "steps_recorded": len(energy),
+        "outcome": outcome_of(record),
+        "energy_step_0": float(energy[0]) if len(energy) else None,
+        "steps_above_zero": len(above),
+        "last_step_above_zero": int(above[-1]) if len(above) else None,
+        "lowest_mean_energy": float(means.min()) if window else None,
+        "energy": ended,
+        "relative_error": summary.get("relative_error") if summary is not None else None,
+    }
+
+
+def table_probes(probe_ids: list[str], records: dict[str, RunRecord]) -> pd.DataFrame:
+    """Each probe and every run that shares its start (records: run id -> RunRecord of every
+    run with files, configured or under failed/), ordered by system, then by cost of protocol.
+    Within a start and a cost, protocols in alphabetical order (`reduced` before
+    `reduced-damped`). A run without a history (not started) is left out, a probe's included:
+    its start's other runs are still shown."""
+    starts = {start_of(records[run_id].config) for run_id in probe_ids if run_id in records}
+    rows = [probe_row(run_id, record) for run_id, record in records.items()
+            if start_of(record.config) in starts and record.history is not None]
+    table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS)).sort_values("protocol", kind="stable")
+    return sort_runs(table)
+
+
+def format_probes(table: pd.DataFrame) -> str:
+    """Markdown: one section per start (system, mechanism, seed), a row per protocol."""
+    if not len(table):
+        return "No probe runs with a history yet.\n"
+    sections = []
+    for start, runs in table.groupby(list(START_KEYS), sort=False):
+        L, J2, n_layers, attention, seed = start
+        shown = pd.DataFrame({
+            "protocol": runs.protocol,
+            "M": runs.n_samples.astype(str),
+            "diag. shift": runs.diag_shift.map(lambda s: f"{s:g}"),
+            "init of p": runs.positional_init.replace("", "xavier"),
+            "steps": steps_of(runs.steps_recorded, runs.n_steps),
+            "outcome": runs.outcome,
+            "E at step 0": runs.energy_step_0.map(lambda e: f"{e:.10f}" if pd.notna(e) else ""),
+            "steps above 0": runs.steps_above_zero.astype(str),
+            "last above 0": runs.last_step_above_zero.map(
+                lambda s: "" if pd.isna(s) else str(int(s))),
+            f"lowest {MEAN_STEPS}-step mean": runs.lowest_mean_energy.map(
+                lambda e: f"{e:.4f}" if pd.notna(e) else ""),
+            "energy per site": runs.energy,
+            "rel. error": runs.relative_error.map(format_scientific),
+        })
+        sections.append(
+            f"**{L}x{L}, J2 = {J2}, n_l = {n_layers}, {attention}, seed {seed}**\n\n"
+            + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+    return ("Probes of the failures: one start (same seed: same parameters and, with the same "
+            "chains, the same samples at step 0) under several protocols. 'Steps above 0' counts "
+            "steps after step 0 with an energy per site above 0; 'energy per site' is the final "
+            f"energy, or the mean of the last {MEAN_STEPS} recorded steps of a run in training.\n\n"
+            + "\n".join(sections))

@@ -1,0 +1,82 @@
+"""The probe table: one start (seed) under several protocols, and the claim it rests on, that
+runs of one seed and one sampler share their step 0 and differ from step 1 on only by the
+setting that was changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from train_helpers import TINY_RUN
+
+from vitnqs.probes import RunRecord, format_probes, outcome_of, table_probes
+from vitnqs.train import run
+
+
+def config(protocol="reduced", seed=0, attention="decoupled", **changes):
+    return {"L": 8, "J2": 0.5, "n_layers": 4, "attention": attention, "seed": seed,
+            "protocol": protocol, "n_samples": 2048, "n_steps": 600, "diag_shift": 1e-3,
+            "positional_init": "xavier", **changes}
+
+
+def history(energies):
+    return pd.DataFrame({"step": np.arange(len(energies)), "energy": energies})
+
+
+SUMMARY = {"energy_per_site": -0.4948, "energy_error": 3e-5, "relative_error": 8.5e-3}
+
+
+def test_one_seed_and_sampler_share_step_0_and_a_changed_shift_shows_from_step_1(tmp_path):
+    shifts = (1e-3, 1e-2)
+    histories = []
+    for shift in shifts:
+        run_dir = tmp_path / f"shift_{shift:g}"
+        run({**TINY_RUN, "n_steps": 3, "diag_shift": shift, "checkpoint_every": 100}, run_dir,
+            quiet=True)
+        histories.append(pd.read_csv(run_dir / "history.csv"))
+    first, second = histories
+    assert first.energy[0] == second.energy[0]  # same parameters, same samples: bit for bit
+    assert first.energy[1] != second.energy[1]  # one SR step with another shift
+
+
+def test_outcome_names_finished_training_and_the_step_a_run_diverged_at():
+    assert outcome_of(RunRecord(config(), history([0.1, -0.2]), SUMMARY)) == "finished"
+    assert outcome_of(RunRecord(config(), history([0.1, -0.2]))) == "training"
+    # a non-finite energy at step k stops the run with steps 0 .. k-1 in its history
+    assert outcome_of(RunRecord(config(), history([0.1, -0.2, 0.3]), diverged=True)) == (
+        "diverged at step 3")
+
+
+def test_probe_table_keeps_the_probes_start_and_counts_steps_above_zero_after_step_0():
+    records = {
+        "probe": RunRecord(config("reduced-damped", diag_shift=1e-2),
+                           history([0.27] + [-0.3] * 5 + [-0.45] * 10), SUMMARY),
+        "twin": RunRecord(config(), history([0.27, -0.1, 0.2, -0.3, 0.5, 7.0]), diverged=True),
+        "other seed": RunRecord(config(seed=1), history([0.1, 0.2])),
+        "other system": RunRecord(config(L=10), history([0.1, 0.2])),
+        "not started": RunRecord(config("short", n_samples=1024, n_steps=300), None),
+    }
+    table = table_probes(["probe"], records)
+    assert list(table.run_id) == ["twin", "probe"]  # `reduced` before `reduced-damped`
+    twin, probe = table.to_dict("records")
+    assert (twin["steps_above_zero"], twin["last_step_above_zero"]) == (3, 5)
+    assert twin["outcome"] == "diverged at step 6" and twin["energy"] == ""
+    assert probe["steps_above_zero"] == 0 and pd.isna(probe["last_step_above_zero"])
+    assert probe["lowest_mean_energy"] == pytest.approx(-0.45)  # the last 10 steps' mean
+    assert probe["energy"] == "-0.49480(3)" and probe["relative_error"] == 8.5e-3
+    text = format_probes(table)
+    assert "**8x8, J2 = 0.5, n_l = 4, decoupled, seed 0**" in text
+    assert "| reduced-damped | 2048 | 0.01" in text
+
+
+def test_a_run_in_training_ends_at_the_mean_of_its_last_steps():
+    records = {"probe": RunRecord(config("reduced-damped", diag_shift=1e-2),
+                                  history([0.2] * 5 + [-0.48] * 10))}
+    (row,) = table_probes(["probe"], records).to_dict("records")
+    assert row["outcome"] == "training" and row["energy"] == "-0.4800 (last 10 steps)"
+    assert row["steps_above_zero"] == 4  # steps 1-4; step 0 is the random start
+
+
+def test_no_probe_with_a_history_gives_an_empty_table_and_says_so():
+    table = table_probes(["missing"], {"other": RunRecord(config(), history([0.1]))})
+    assert table.empty and format_probes(table) == "No probe runs with a history yet.\n"

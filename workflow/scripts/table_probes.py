@@ -1,0 +1,32 @@
+"""Snakemake adapter: each probe run beside every run of its start (seed, system, mechanism),
+configured or kept under failed/ -> results/tables/probes.{csv,md}."""
+
+from pathlib import Path
+
+from vitnqs import io
+from vitnqs.config import RunConfig
+from vitnqs.probes import RunRecord, format_probes, table_probes
+
+inputs, params = snakemake.input, snakemake.params  # noqa: F821
+
+
+def history_of(run_dir: Path):
+    path = run_dir / "history.csv"
+    return io.read_csv(path, required=("step", "energy")) if path.exists() else None
+
+
+records = {}
+for run_id, config in params.configs.items():
+    run_dir = Path(params.results) / "runs" / run_id
+    summary = run_dir / "summary.json"
+    records[run_id] = RunRecord(config, history_of(run_dir),
+                                io.read_json(summary) if summary.exists() else None)
+for path in inputs.failed:  # config.yaml of an older code version: defaults filled in here
+    run_dir = Path(path).parent
+    config = RunConfig.from_dict(io.read_yaml(run_dir / "config.yaml")).to_dict()
+    records[run_dir.name] = RunRecord(config, history_of(run_dir), diverged=True)
+
+table = table_probes(params.probes, records)
+io.write_csv(snakemake.output.csv, table)  # noqa: F821
+io.write_atomic(snakemake.output.md, format_probes(table).encode())  # noqa: F821
+io.write_atomic(snakemake.log[0], f"table_probes: {len(table)} runs\n".encode())  # noqa: F821
