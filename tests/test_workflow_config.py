@@ -24,11 +24,13 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # fig2 leaves out t5 at J2 = 0, n_l = 1 under `short` (it diverged; config/config.yaml says
     # why) and has that panel (a) under `reduced` for all three mechanisms, and panel (d) under
     # `short`, `reduced` and `paper`, the paper's protocol with two seeds (three for t5); table1
-    # and fig3 have their sizes under `reduced` too (L = 6, 10 and L = 6, 8, 10)
-    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [19, 24, 18, 3]
+    # and fig3 have their sizes under `reduced` too (L = 6, 10 and L = 6, 8, 10) and under
+    # `reduced-damped` (L = 10 and L = 8, 10)
+    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [22, 24, 24, 3]
     # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 1 run of its
-    # own, sr_probe 2
-    assert len(grid.runs) == 36 + 1 + 2
+    # own; sr_probe's 3 runs are fig3's too
+    assert len(grid.runs) == 42 + 1
+    assert set(grid.groups["sr_probe"]) <= set(grid.groups["fig3"])
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
     assert (shared.d_model, shared.n_heads, shared.patch_size) == (60, 10, 2)
@@ -50,7 +52,7 @@ def test_the_positional_probe_differs_from_short_only_in_the_init_of_p(config):
 
 def test_the_sr_probe_differs_from_reduced_only_in_the_diagonal_shift(config):
     grid = build_run_grid(config)
-    assert len(grid.groups["sr_probe"]) == 2
+    assert len(grid.groups["sr_probe"]) == 3
     for run_id in grid.groups["sr_probe"]:
         probe = grid.runs[run_id]
         assert probe.protocol == "reduced-damped" and probe.diag_shift == 1e-2
@@ -79,8 +81,8 @@ def test_runs_where_filters_on_run_config_fields(config):
         "L6_J0.5_nl1_t5_s0_short", "L6_J0.5_nl1_decoupled_s0_short",
         "L6_J0.5_nl1_factored_s0_short"]
     # 7 short (two seeds at 10x10), 2 paper, 3 reduced (seed 1 at 6x6: seed 0 diverged; none at
-    # 10x10: both seeds diverged), 1 reduced-damped (10x10 seed 1 again, sr_probe)
-    assert len(grid.where(attention="factored")) == 13
+    # 10x10: both seeds diverged), 2 reduced-damped (8x8 seed 0, 10x10 seed 1 again: sr_probe)
+    assert len(grid.where(attention="factored")) == 14
     assert grid.where(L=10, attention="factored") == [
         "L10_J0.5_nl4_factored_s1_short", "L10_J0.5_nl4_factored_s2_short",
         "L10_J0.5_nl4_factored_s1_reduced-damped"]
