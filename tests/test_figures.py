@@ -229,13 +229,21 @@ def committed_runs_of(group: str) -> pd.DataFrame:
     return summary_frame([io.read_json(path) for path in paths if path.exists()])
 
 
+def legends_over_panels(figure):
+    """(panel, legend) for each visible panel and each legend that could hide its points: its
+    own, and every legend of the figure outside the panels."""
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    return ([(ax, ax.get_legend()) for ax in panels if ax.get_legend()]
+            + [(ax, legend) for legend in figure.legends for ax in panels])
+
+
 def points_under_legends(figure, labelled_only: bool) -> dict[tuple[str, str], int]:
     """(panel title, line label) -> how many points of the line its panel's legend covers: its
     markers, and 20 points along each segment where it is drawn as a line."""
     figure.canvas.draw()
     covered = {}
-    for ax in (ax for ax in figure.axes if ax.get_visible() and ax.get_legend()):
-        box = ax.get_legend().get_window_extent()
+    for ax, legend in legends_over_panels(figure):
+        box = legend.get_window_extent()
         for line in ax.get_lines():
             if labelled_only and line.get_label().startswith("_"):
                 continue
@@ -340,6 +348,33 @@ def test_fig_scaling_joins_the_lowest_seed_at_each_size(runs):
     assert other.get_markerfacecolor() != "none" and other.get_alpha() < 1
 
 
+def legends_outside_figure(figure) -> list[str]:
+    """Titles of the panels under a legend (their own or the figure's) that reaches past the
+    figure's edge, and so is cut off when saved."""
+    figure.canvas.draw()
+    edge = figure.bbox
+    outside = []
+    for ax, legend in legends_over_panels(figure):
+        box = legend.get_window_extent()
+        if min(box.x0 - edge.x0, box.y0 - edge.y0, edge.x1 - box.x1, edge.y1 - box.y1) < 0:
+            outside.append(ax.get_title())
+    return outside
+
+
+def test_fig_scaling_legends_stay_inside_the_figure_with_three_protocols(runs):
+    """Every mechanism under three protocols at L = 6 and 8 (nine legend entries): the legend
+    below the accuracy panel stays whole, its first column's line samples included."""
+    one = runs[runs.J2 == 0.5].iloc[:1]
+    frames = [one.assign(L=L, protocol=protocol, attention=attention,
+                         run_id=f"{attention}_{protocol}{L}")
+              for protocol in ("short", "reduced", "reduced-damped") for L in (6, 8)
+              for attention in ("t5", "decoupled", "factored")]
+    many = pd.concat(frames)
+    figure = fig_scaling(many, *select_timings(many, {}))
+    assert len(figure_labels(figure.axes[0])) >= 9
+    assert legends_outside_figure(figure) == []
+
+
 def test_fig_scaling_draws_each_protocol_as_its_own_line(runs):
     """t5 under `short` and `reduced` at L = 6 and 8: two lines in two line styles, labelled
     with the protocol, each through its own protocol's energies (the lower `reduced` energy at
@@ -399,7 +434,9 @@ def test_fig_scaling_sets_the_papers_accuracy_beside_runs_of_its_network(runs):
 
 
 def figure_labels(ax) -> set[str]:
-    return {text.get_text() for text in ax.get_legend().get_texts()}
+    """The entries of the panel's legend, or of the figure's legends if it has none."""
+    legends = [ax.get_legend()] if ax.get_legend() else ax.figure.legends
+    return {text.get_text() for legend in legends for text in legend.get_texts()}
 
 
 def test_figures_of_no_runs_say_so(runs):

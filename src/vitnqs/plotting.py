@@ -170,9 +170,11 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         if other_seeds_drawn:
             extra.append(Line2D([], [], color="0.3", ls="none", marker="o",
                                 alpha=OTHER_SEEDS_ALPHA, label=OTHER_SEEDS_LABEL))
-        # below the panel: errors at 6x6 to 10x10 and the paper's fill it from 1e-3 up
-        legend_once_per_label(left, extra=extra, max_rows=4, fontsize="small",
-                              loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        # below the panels, in room the layout keeps for it (errors at 6x6 to 10x10 and the
+        # paper's fill the panel from 1e-3 up; under the panel, three columns of entries ran
+        # past the figure's left edge)
+        legend_once_per_label(left, extra=extra, max_rows=4, on=fig, fontsize="small",
+                              loc="outside lower left")
         _timing_legend(right, styles)
         fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
     return fig
@@ -297,16 +299,18 @@ def _panel_grid(n_panels: int, sharex: bool = True):
     return fig, axes
 
 
-def legend_once_per_label(ax, extra=(), max_rows: int | None = None, **legend_options) -> None:
-    """A legend with one entry per label: one per mechanism, also with several seeds; then the
-    ``extra`` handles (entries for what the labels do not name). Past ``max_rows`` entries, in
-    as many columns as that takes."""
+def legend_once_per_label(ax, extra=(), max_rows: int | None = None, on=None,
+                          **legend_options) -> None:
+    """A legend of the lines of ``ax`` with one entry per label: one per mechanism, also with
+    several seeds; then the ``extra`` handles (entries for what the labels do not name). Past
+    ``max_rows`` entries, in as many columns as that takes. Drawn on ``on`` (a Figure, for a
+    legend outside every panel) or else on ``ax``."""
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles)) | {handle.get_label(): handle for handle in extra}
     if max_rows:
         legend_options.setdefault("ncol", max(1, math.ceil(len(unique) / max_rows)))
     if unique:
-        ax.legend(unique.values(), unique.keys(), **legend_options)
+        (on or ax).legend(unique.values(), unique.keys(), **legend_options)
 
 
 def _no_runs(ax) -> None:
