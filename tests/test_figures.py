@@ -587,25 +587,49 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
         table[table.status != "final energy left"])
 
 
-def test_diverged_runs_are_listed_below_the_status_table_with_the_steps_they_reached(tiny_runs):
-    """A run moved to failed/ after a non-finite energy leaves the config, so the status table
-    no longer lists it; the section below it does, with how far its history went."""
-    from vitnqs.tables import format_diverged_runs, table_diverged_runs
+def test_failed_runs_are_listed_below_the_status_table_with_what_ended_them(tiny_runs,
+                                                                           tmp_path):
+    """A run moved to failed/ leaves the config, so the status table no longer lists it; the
+    section below it does, with how far its history went and what ended it: a non-finite energy
+    (the step after its last recorded one), or a stop by hand whose reason stopped.txt gives."""
+    from vitnqs.failed import STOPPED_NOTE, read_failed_run
+    from vitnqs.tables import format_failed_runs, table_failed_runs
 
     config = io.read_json(next(iter(tiny_runs.values())) / "summary.json")["config"]
-    failed = {RunConfig.from_dict({**config, "seed": seed}).run_id: (
-        {**config, "seed": seed},
-        pd.DataFrame({"step": range(steps), "energy": [-0.4] * (steps - 1) + [last]}))
-        for seed, steps, last in ((7, 5, 290.0), (3, 2, -5.0e45))}
-    table = table_diverged_runs(failed)
-    assert list(table.seed) == [3, 7]  # ordered as the status table: by seed last
-    assert list(table.steps_recorded) == [2, 5]
-    markdown = format_diverged_runs(table)
-    assert "**Diverged runs**: 2" in markdown
+    failed = {}
+    for seed, steps, last, reason in ((7, 5, 290.0, None), (3, 2, -5.0e45, None),
+                                      (4, 3, -0.12, "not learning, replaced by seed 7")):
+        run_dir = tmp_path / RunConfig.from_dict({**config, "seed": seed}).run_id
+        run_dir.mkdir()
+        io.write_yaml(run_dir / "config.yaml", {**config, "seed": seed})
+        io.write_csv(run_dir / "history.csv", pd.DataFrame(
+            {"step": range(steps), "energy": [-0.4] * (steps - 1) + [last]}))
+        if reason:
+            (run_dir / STOPPED_NOTE).write_text(reason + "\n")
+        failed[run_dir.name] = read_failed_run(run_dir)
+    table = table_failed_runs(failed)
+    assert list(table.seed) == [3, 4, 7]  # ordered as the status table: by seed last
+    assert list(table.steps_recorded) == [2, 3, 5]
+    assert list(table.outcome) == ["diverged at step 2",
+                                   "stopped after 3 steps: not learning, replaced by seed 7",
+                                   "diverged at step 5"]
+    markdown = format_failed_runs(table)
+    assert "**Failed runs**: 3" in markdown
     line = next(line for line in markdown.splitlines() if "_s7_" in line)
     assert f"5 / {config['n_steps']}" in line and "290" in line
     assert "-5e+45" in markdown
-    assert format_diverged_runs(table_diverged_runs({})) == ""
+    assert format_failed_runs(table_failed_runs({})) == ""
+
+
+def test_an_empty_stop_note_is_refused_naming_the_file(tiny_runs, tmp_path):
+    from vitnqs.failed import STOPPED_NOTE, read_failed_run
+
+    config = io.read_json(next(iter(tiny_runs.values())) / "summary.json")["config"]
+    io.write_yaml(tmp_path / "config.yaml", config)
+    io.write_csv(tmp_path / "history.csv", pd.DataFrame({"step": [0], "energy": [0.1]}))
+    (tmp_path / STOPPED_NOTE).write_text("\n")
+    with pytest.raises(ValueError, match=STOPPED_NOTE):
+        read_failed_run(tmp_path)
 
 
 def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(runs):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from train_helpers import TINY_RUN
 
+from vitnqs.failed import failed_outcome
 from vitnqs.probes import RunRecord, format_probes, outcome_of, table_probes
 from vitnqs.train import run
 
@@ -39,19 +40,20 @@ def test_one_seed_and_sampler_share_step_0_and_a_changed_shift_shows_from_step_1
     assert first.energy[1] != second.energy[1]  # one SR step with another shift
 
 
-def test_outcome_names_finished_training_and_the_step_a_run_diverged_at():
+def test_outcome_names_finished_training_and_what_ended_a_failed_run():
     assert outcome_of(RunRecord(config(), history([0.1, -0.2]), SUMMARY)) == "finished"
     assert outcome_of(RunRecord(config(), history([0.1, -0.2]))) == "training"
-    # a non-finite energy at step k stops the run with steps 0 .. k-1 in its history
-    assert outcome_of(RunRecord(config(), history([0.1, -0.2, 0.3]), diverged=True)) == (
-        "diverged at step 3")
+    stopped = failed_outcome(2, "not learning")
+    assert outcome_of(RunRecord(config(), history([0.1, -0.2]), failed=stopped)) == (
+        "stopped after 2 steps: not learning")
 
 
 def test_probe_table_keeps_the_probes_start_and_counts_steps_above_zero_after_step_0():
     records = {
         "probe": RunRecord(config("reduced-damped", diag_shift=1e-2),
                            history([0.27] + [-0.3] * 5 + [-0.45] * 10), SUMMARY),
-        "twin": RunRecord(config(), history([0.27, -0.1, 0.2, -0.3, 0.5, 7.0]), diverged=True),
+        "twin": RunRecord(config(), history([0.27, -0.1, 0.2, -0.3, 0.5, 7.0]),
+                          failed=failed_outcome(6)),
         "other seed": RunRecord(config(seed=1), history([0.1, 0.2])),
         "other system": RunRecord(config(L=10), history([0.1, 0.2])),
         "not started": RunRecord(config("short", n_samples=1024, n_steps=300), None),

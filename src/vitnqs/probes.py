@@ -34,20 +34,20 @@ MEAN_STEPS = 10
 """Steps of the running mean whose lowest value says how far a run got, and of the recent mean
 an unfinished run ends at."""
 
-FINISHED, TRAINING, DIVERGED = "finished", "training", "diverged"
-"""Outcomes: a summary; a checkpointed history shorter than the protocol; kept under failed/."""
+FINISHED, TRAINING = "finished", "training"
+"""Outcomes of a configured run: a summary; a checkpointed history, no summary yet."""
 
 
 @dataclass(frozen=True)
 class RunRecord:
     """What the files of one run say: its config.yaml mapping, its history.csv (None if it has
-    none), its summary.json mapping (None unless finished), and whether it is kept under
-    results/failed/ (stopped by a non-finite energy and taken out of the config)."""
+    none), its summary.json mapping (None unless finished), and for a run kept under
+    results/failed/ what ended it (``vitnqs.failed.FailedRun.outcome``; None for the others)."""
 
     config: dict
     history: pd.DataFrame | None
     summary: dict | None = None
-    diverged: bool = False
+    failed: str | None = None
 
 
 def start_of(config: dict) -> tuple:
@@ -56,20 +56,17 @@ def start_of(config: dict) -> tuple:
 
 
 def outcome_of(record: RunRecord) -> str:
-    """'finished', 'training' or 'diverged at step k' (k: the first step not recorded, the one
-    whose energy was not finite)."""
+    """'finished', what ended a run under failed/ ('diverged at step k', 'stopped after k
+    steps: ...') or 'training'."""
     if record.summary is not None:
         return FINISHED
-    if record.diverged:
-        steps = 0 if record.history is None else len(record.history)
-        return f"{DIVERGED} at step {steps}"
-    return TRAINING
+    return record.failed or TRAINING
 
 
 def probe_row(run_id: str, record: RunRecord) -> dict:
     """One row of table_probes: the run's start and settings, what its history shows (steps above
     0, the lowest MEAN_STEPS-step running mean of the energy) and where it ended: the final
-    energy if finished, the mean of its last MEAN_STEPS steps if training, nothing if diverged."""
+    energy if finished, the mean of its last MEAN_STEPS steps if training, nothing if failed."""
     config, history, summary = record.config, record.history, record.summary
     energy = np.asarray([] if history is None else history["energy"], dtype=float)
     above = np.flatnonzero(energy[1:] > 0) + 1  # step 0 is the random start, not a failure
@@ -77,7 +74,7 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
     means = np.convolve(energy, np.full(window, 1 / window), mode="valid") if window else energy
     if summary is not None:
         ended = format_with_error(summary["energy_per_site"], summary["energy_error"])
-    elif record.diverged or not window:
+    elif record.failed or not window:
         ended = ""
     else:
         ended = f"{means[-1]:.4f} (last {window} steps)"

@@ -14,6 +14,7 @@ import pandas as pd
 
 from vitnqs import io
 from vitnqs.config import MECHANISMS
+from vitnqs.failed import FailedRun
 from vitnqs.paper import PAPER_TABLE1, PAPER_TABLE1_KEYS
 
 
@@ -261,27 +262,29 @@ def table_run_status(configs: dict[str, dict], groups: dict[str, list[str]],
     return sort_runs(pd.DataFrame(rows, columns=list(STATUS_COLUMNS)))
 
 
-DIVERGED_COLUMNS = ("run_id", *RUN_KEYS, "steps_recorded", "last_energy")
-"""Columns of table_diverged_runs, one row per run folder under results/failed/."""
+FAILED_COLUMNS = ("run_id", *RUN_KEYS, "steps_recorded", "outcome", "last_energy")
+"""Columns of table_failed_runs, one row per run folder under results/failed/."""
 
 
-def table_diverged_runs(failed: dict[str, tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
-    """The runs kept under results/failed/ (trained, stopped by a non-finite energy, taken out
-    of the config): how many steps their history holds and its last energy per site.
+def table_failed_runs(failed: dict[str, FailedRun]) -> pd.DataFrame:
+    """The runs kept under results/failed/ (trained, then taken out of the config: diverged, or
+    stopped by hand with a reason): how many steps their history holds, what ended them and
+    their last energy per site.
 
-    failed: run id -> (its config.yaml mapping, its history.csv).
+    failed: run id -> its ``vitnqs.failed.FailedRun``.
     """
     rows = [{
-        **{key: config[key] for key in RUN_KEYS},
+        **{key: run.config[key] for key in RUN_KEYS},
         "run_id": run_id,
-        "steps_recorded": len(history),
-        "last_energy": float(history["energy"].iloc[-1]) if len(history) else None,
-    } for run_id, (config, history) in failed.items()]
-    return sort_runs(pd.DataFrame(rows, columns=list(DIVERGED_COLUMNS)))
+        "steps_recorded": len(run.history),
+        "outcome": run.outcome,
+        "last_energy": float(run.history["energy"].iloc[-1]) if len(run.history) else None,
+    } for run_id, run in failed.items()]
+    return sort_runs(pd.DataFrame(rows, columns=list(FAILED_COLUMNS)))
 
 
-def format_diverged_runs(table: pd.DataFrame) -> str:
-    """Markdown section below the run-status table; empty when no run diverged."""
+def format_failed_runs(table: pd.DataFrame) -> str:
+    """Markdown section below the run-status table; empty when no run failed."""
     if not len(table):
         return ""
     shown = table.assign(
@@ -289,9 +292,9 @@ def format_diverged_runs(table: pd.DataFrame) -> str:
         last_energy=table.last_energy.map(lambda e: f"{e:.4g}"),
     ).drop(columns=["n_steps"]).rename(
         columns={"steps_recorded": "steps recorded", "last_energy": "last energy per site"})
-    return (f"\n**Diverged runs**: {len(table)}, kept in `failed/` as evidence (config, history "
-            "and log; the workflow config's comments name each retry)\n\n"
-            + shown.astype(str).to_markdown(index=False, disable_numparse=True) + "\n")
+    return (f"\n**Failed runs**: {len(table)}, taken out of the config and kept in `failed/` as "
+            "evidence (config, history and log; the workflow config's comments name each retry)"
+            "\n\n" + shown.astype(str).to_markdown(index=False, disable_numparse=True) + "\n")
 
 
 FINISHED, FINAL_ENERGY_LEFT, TRAINING, NOT_STARTED = (

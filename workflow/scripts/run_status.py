@@ -4,7 +4,8 @@ results/tables/run_status.{csv,md}."""
 from pathlib import Path
 
 from vitnqs import io
-from vitnqs.tables import (format_diverged_runs, format_run_status, table_diverged_runs,
+from vitnqs.failed import read_failed_run
+from vitnqs.tables import (format_failed_runs, format_run_status, table_failed_runs,
                            table_run_status, training_progress)
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
@@ -17,12 +18,10 @@ progress = {  # an unfinished run's history.csv is rewritten with every checkpoi
     if (run_dir / "history.csv").exists()
 }
 table = table_run_status(params.configs, params.groups, summaries, progress)
-diverged = table_diverged_runs({
-    Path(path).parent.name: (io.read_yaml(Path(path).parent / "config.yaml"), io.read_csv(path))
-    for path in inputs.failed
-})
+failed = table_failed_runs({Path(path).parent.name: read_failed_run(Path(path).parent)
+                           for path in inputs.failed})
 io.write_csv(snakemake.output.csv, table)  # noqa: F821
-markdown = format_run_status(table) + format_diverged_runs(diverged)
+markdown = format_run_status(table) + format_failed_runs(failed)
 io.write_atomic(snakemake.output.md, markdown.encode())  # noqa: F821
-log_line = f"run_status: {len(table)} runs, {len(diverged)} diverged\n"
+log_line = f"run_status: {len(table)} runs, {len(failed)} failed\n"
 io.write_atomic(snakemake.log[0], log_line.encode())  # noqa: F821

@@ -4,7 +4,7 @@ configured or kept under failed/ -> results/tables/probes.{csv,md}."""
 from pathlib import Path
 
 from vitnqs import io
-from vitnqs.config import RunConfig
+from vitnqs.failed import read_failed_run
 from vitnqs.probes import RunRecord, format_probes, table_probes
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
@@ -21,10 +21,10 @@ for run_id, config in params.configs.items():
     summary = run_dir / "summary.json"
     records[run_id] = RunRecord(config, history_of(run_dir),
                                 io.read_json(summary) if summary.exists() else None)
-for path in inputs.failed:  # config.yaml of an older code version: defaults filled in here
-    run_dir = Path(path).parent
-    config = RunConfig.from_dict(io.read_yaml(run_dir / "config.yaml")).to_dict()
-    records[run_dir.name] = RunRecord(config, history_of(run_dir), diverged=True)
+for path in inputs.failed:
+    failed = read_failed_run(Path(path).parent)
+    records[Path(path).parent.name] = RunRecord(failed.config, failed.history,
+                                                failed=failed.outcome)
 
 table = table_probes(params.probes, records)
 io.write_csv(snakemake.output.csv, table)  # noqa: F821
