@@ -1,5 +1,7 @@
 # Tables: read finished runs, never train (inputs come from finished_runs in common.smk).
 
+from vitnqs.failed import STOPPED_NOTE
+
 
 rule table1:
     input:
@@ -44,9 +46,11 @@ rule run_status:
         # the table lists every configured run: a run added to (or removed from) the config
         # changes it before any run file exists, and Snakemake's params trigger did not rerun it
         config_files=workflow.configfiles,
-        # runs that diverged and were taken out of the config, listed below the table
+        # runs taken out of the config (diverged, or stopped by hand: a note says why), listed
+        # below the table
         failed=sorted(glob.glob(f"{RESULTS}/failed/*/history.csv")),
-        code="src/vitnqs/tables.py",
+        stop_notes=sorted(glob.glob(f"{RESULTS}/failed/*/{STOPPED_NOTE}")),
+        code=["src/vitnqs/tables.py", "src/vitnqs/failed.py"],
     output:
         csv=f"{RESULTS}/tables/run_status.csv",
         md=f"{RESULTS}/tables/run_status.md",
@@ -72,7 +76,8 @@ rule table_probes:
         checkpoints=checkpoints_of_unfinished_runs(),
         config_files=workflow.configfiles,
         failed=sorted(glob.glob(f"{RESULTS}/failed/*/history.csv")),
-        code=["src/vitnqs/probes.py", "src/vitnqs/tables.py"],
+        stop_notes=sorted(glob.glob(f"{RESULTS}/failed/*/{STOPPED_NOTE}")),
+        code=["src/vitnqs/probes.py", "src/vitnqs/tables.py", "src/vitnqs/failed.py"],
     output:
         csv=report(f"{RESULTS}/tables/probes.csv", caption="../report/probes.rst",
                    category="Tables"),
