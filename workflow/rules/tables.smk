@@ -85,7 +85,6 @@ rule table_probes:
     params:
         configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
         probes=PROBES,
-        results=RESULTS,
     log:
         f"{RESULTS}/logs/table_probes.log",
     conda:

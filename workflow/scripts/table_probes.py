@@ -15,12 +15,16 @@ def history_of(run_dir: Path):
     return io.read_csv(path, required=("step", "energy")) if path.exists() else None
 
 
+# the folders of the runs with files: finished (a summary) or in training (a checkpoint)
+run_dirs = {Path(path).parent for path in inputs.summaries} | {
+    Path(path).parent.parent for path in inputs.checkpoints}
+folders = {run_dir.name: run_dir for run_dir in run_dirs}
 records = {}
 for run_id, config in params.configs.items():
-    run_dir = Path(params.results) / "runs" / run_id
-    summary = run_dir / "summary.json"
-    records[run_id] = RunRecord(config, history_of(run_dir),
-                                io.read_json(summary) if summary.exists() else None)
+    run_dir = folders.get(run_id)
+    summary = run_dir / "summary.json" if run_dir else None
+    records[run_id] = RunRecord(config, history_of(run_dir) if run_dir else None,
+                                io.read_json(summary) if summary and summary.exists() else None)
 for path in inputs.failed:
     failed = read_failed_run(Path(path).parent)
     records[Path(path).parent.name] = RunRecord(failed.config, failed.history,
