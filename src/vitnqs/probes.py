@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from vitnqs.tables import format_scientific, format_with_error, sort_runs, steps_of
+from vitnqs.tables import (
+    FINISHED,
+    RECENT_STEPS,
+    TRAINING,
+    format_scientific,
+    format_with_error,
+    sort_runs,
+    steps_of,
+)
 
 START_KEYS = ("L", "J2", "n_layers", "attention", "seed")
 """The RunConfig keys that fix a run's start (its parameters at step 0)."""
@@ -29,14 +37,6 @@ PROBE_COLUMNS = (
     "steps_above_zero", "last_step_above_zero", "lowest_mean_energy", "energy", "relative_error",
 )
 """Columns of table_probes, one row per run sharing a probe's start."""
-
-MEAN_STEPS = 10
-"""Steps of the running mean whose lowest value says how far a run got, and of the recent mean
-an unfinished run ends at."""
-
-FINISHED, TRAINING = "finished", "training"
-"""Outcomes of a configured run: a summary; a checkpointed history, no summary yet."""
-
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -65,12 +65,12 @@ def outcome_of(record: RunRecord) -> str:
 
 def probe_row(run_id: str, record: RunRecord) -> dict:
     """One row of table_probes: the run's start and settings, what its history shows (steps above
-    0, the lowest MEAN_STEPS-step running mean of the energy) and where it ended: the final
-    energy if finished, the mean of its last MEAN_STEPS steps if training, nothing if failed."""
+    0, the lowest RECENT_STEPS-step running mean of the energy) and where it ended: the final
+    energy if finished, the mean of its last RECENT_STEPS steps if training, nothing if failed."""
     config, history, summary = record.config, record.history, record.summary
     energy = np.asarray([] if history is None else history["energy"], dtype=float)
     above = np.flatnonzero(energy[1:] > 0) + 1  # step 0 is the random start, not a failure
-    window = min(MEAN_STEPS, len(energy))
+    window = min(RECENT_STEPS, len(energy))
     means = np.convolve(energy, np.full(window, 1 / window), mode="valid") if window else energy
     if summary is not None:
         ended = format_with_error(summary["energy_per_site"], summary["energy_error"])
@@ -124,7 +124,7 @@ def format_probes(table: pd.DataFrame) -> str:
             "steps above 0": runs.steps_above_zero.astype(str),
             "last above 0": runs.last_step_above_zero.map(
                 lambda s: "" if pd.isna(s) else str(int(s))),
-            f"lowest {MEAN_STEPS}-step mean": runs.lowest_mean_energy.map(
+            f"lowest {RECENT_STEPS}-step mean": runs.lowest_mean_energy.map(
                 lambda e: f"{e:.4f}" if pd.notna(e) else ""),
             "energy per site": runs.energy,
             "rel. error": runs.relative_error.map(format_scientific),
@@ -135,5 +135,5 @@ def format_probes(table: pd.DataFrame) -> str:
     return ("Probes of the failures: one start (same seed: same parameters and, with the same "
             "chains, the same samples at step 0) under several protocols. 'Steps above 0' counts "
             "steps after step 0 with an energy per site above 0; 'energy per site' is the final "
-            f"energy, or the mean of the last {MEAN_STEPS} recorded steps of a run in training.\n\n"
+            f"energy, or the mean of the last {RECENT_STEPS} recorded steps of a run in training.\n\n"
             + "\n".join(sections))

@@ -2,6 +2,11 @@
 
 from vitnqs.failed import STOPPED_NOTE
 
+# Runs taken out of the config and kept under failed/ (diverged, or stopped by hand: a note says
+# why): read by run_status and table_probes.
+FAILED_HISTORIES = sorted(glob.glob(f"{RESULTS}/failed/*/history.csv"))
+STOP_NOTES = sorted(glob.glob(f"{RESULTS}/failed/*/{STOPPED_NOTE}"))
+
 
 rule table1:
     input:
@@ -46,10 +51,9 @@ rule run_status:
         # the table lists every configured run: a run added to (or removed from) the config
         # changes it before any run file exists, and Snakemake's params trigger did not rerun it
         config_files=workflow.configfiles,
-        # runs taken out of the config (diverged, or stopped by hand: a note says why), listed
-        # below the table
-        failed=sorted(glob.glob(f"{RESULTS}/failed/*/history.csv")),
-        stop_notes=sorted(glob.glob(f"{RESULTS}/failed/*/{STOPPED_NOTE}")),
+        # the failed runs, listed below the table
+        failed=FAILED_HISTORIES,
+        stop_notes=STOP_NOTES,
         code=["src/vitnqs/tables.py", "src/vitnqs/failed.py"],
     output:
         csv=f"{RESULTS}/tables/run_status.csv",
@@ -75,8 +79,8 @@ rule table_probes:
         summaries=finished_summaries(),
         checkpoints=checkpoints_of_unfinished_runs(),
         config_files=workflow.configfiles,
-        failed=sorted(glob.glob(f"{RESULTS}/failed/*/history.csv")),
-        stop_notes=sorted(glob.glob(f"{RESULTS}/failed/*/{STOPPED_NOTE}")),
+        failed=FAILED_HISTORIES,
+        stop_notes=STOP_NOTES,
         code=["src/vitnqs/probes.py", "src/vitnqs/tables.py", "src/vitnqs/failed.py"],
     output:
         csv=report(f"{RESULTS}/tables/probes.csv", caption="../report/probes.rst",
