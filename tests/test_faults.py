@@ -28,6 +28,7 @@ from train_helpers import (
     kill_training_at,
     poisoned_local_estimators,
     run_outcome,
+    train_in_subprocess,
     train_with_fault,
     tree_state,
     write_config,
@@ -223,6 +224,32 @@ def test_sigterm_stops_after_the_step_under_way_and_loses_no_step(uninterrupted,
     assert spans == [(0, step)] + ([(done, TINY.n_steps - 1)] if done < TINY.n_steps else [])
     assert {s["source"] for s in summary["segments"]} == {"recorded"}
     assert summary["training_devices"] == summary["device"]
+
+
+def test_until_step_pauses_at_that_step_and_the_rerun_ends_as_uninterrupted(uninterrupted,
+                                                                           tmp_path):
+    """`vitnqs train --until-step 10` stops after exactly 10 steps with their checkpoint and
+    exit status 0; the same command again does nothing; without it the run continues to the
+    uninterrupted run's every bit (the schedule is that of n_steps, not of the pause)."""
+    config, run_dir = write_config(tmp_path / "run.yaml"), tmp_path / "run"
+    for _ in range(2):
+        result = train_in_subprocess(config, run_dir, "--until-step", "10")
+        assert result.returncode == 0, result.stderr
+        assert "paused at step 10" in result.stderr
+        assert list(io.read_csv(run_dir / "history.csv")["step"]) == list(range(10))
+        checkpoint = serialization.msgpack_restore(
+            io.read_state(run_dir / "checkpoint" / "state.msgpack"))
+        assert checkpoint["step"] == 10
+        assert not (run_dir / "summary.json").exists()
+    run(TINY_RUN, run_dir, quiet=True)
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+
+
+@pytest.mark.parametrize("step", [0, TINY.n_steps + 1])
+def test_until_step_outside_the_run_is_refused_before_training(tmp_path, step):
+    with pytest.raises(ConfigError, match=r"until_step must be in \[1, n_steps=24\]"):
+        run(TINY_RUN, tmp_path / "run", quiet=True, until_step=step)
+    assert not (tmp_path / "run" / "checkpoint").exists()
 
 
 def test_a_second_sigterm_ends_the_process_at_once(uninterrupted, tmp_path):

@@ -62,9 +62,10 @@ def train_command(config_path: Path, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "vitnqs.cli", "train", str(config_path), str(run_dir), "--quiet"]
 
 
-def train_in_subprocess(config_path: Path, run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(train_command(config_path, run_dir), capture_output=True, text=True,
-                          timeout=600, env=_env())
+def train_in_subprocess(config_path: Path, run_dir: Path, *options: str
+                        ) -> subprocess.CompletedProcess:
+    return subprocess.run([*train_command(config_path, run_dir), *options], capture_output=True,
+                          text=True, timeout=600, env=_env())
 
 
 def kill_training_when(config_path: Path, run_dir: Path, ready, timeout: float = 300,

@@ -1,5 +1,5 @@
-"""Command line: ``vitnqs train RUN_CONFIG RUN_DIR``, ``vitnqs analyse JOB RUN_DIR``, and the
-step benchmarks. Parses arguments only."""
+"""Command line: ``vitnqs train RUN_CONFIG RUN_DIR``, ``vitnqs analyse JOB RUN_DIR``,
+``vitnqs sr-spectrum RUN_DIR``, and the step benchmarks. Parses arguments only."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
     train.add_argument("run_dir", type=Path, help="output directory of the run")
     train.add_argument("--quiet", action="store_true", help="log to RUN_DIR/train.log only")
+    train.add_argument("--until-step", type=int, default=None, metavar="STEP",
+                       help="train up to this step, checkpoint it and stop (exit 0); without "
+                            "it the same command continues to n_steps")
     bench = commands.add_parser(
         "benchmark", help="time the vitnqs step and a plain-NetKet step of a run config")
     bench.add_argument("run_config", type=Path, help="YAML or JSON file with the run config")
@@ -51,9 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     analyse.add_argument("--config", type=Path, action="append", default=None,
                          help="workflow config file, repeatable, merged in order as Snakemake "
                               "merges --configfile (default config/config.yaml)")
+    spectrum = commands.add_parser(
+        "sr-spectrum", help="at each snapshot of a run, the SR kernel's eigenvalues and the "
+                            "step they give at several diagonal shifts (vitnqs.sr_spectrum)")
+    spectrum.add_argument("run_dir", type=Path, help="a run's folder (its snapshots are read)")
+    spectrum.add_argument("--out", type=Path, required=True, help="CSV file of the rows")
+    spectrum.add_argument("--shifts", type=float, nargs="+", default=None,
+                          help="diagonal shifts (default: 1e-3 1e-2)")
+    spectrum.add_argument("--steps", type=int, nargs="+", default=None,
+                          help="snapshot steps (default: every saved one)")
     args = parser.parse_args(argv)
     if args.command == "analyse":
         return _analyse(args.job, args.run_dir, args.config or [Path("config/config.yaml")])
+    if args.command == "sr-spectrum":
+        return _sr_spectrum(args.run_dir, args.out, args.shifts, args.steps)
 
     from vitnqs import io
     from vitnqs.config import ConfigError, RunConfig
@@ -102,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from vitnqs.train import NonFiniteError, RunDirectoryError, TrainingStopped, run
 
     try:
-        run(config, args.run_dir, quiet=args.quiet)
+        summary = run(config, args.run_dir, quiet=args.quiet, until_step=args.until_step)
     except ConfigError as error:  # a config these devices cannot train as configured
         print(f"vitnqs: cannot train {args.run_config}: {error}", file=sys.stderr)
         return 2
@@ -112,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as stop:
         print(f"vitnqs: training {stop}", file=sys.stderr)
         return 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
+    if summary is None:
+        print(f"vitnqs: training paused at step {args.until_step} (--until-step); run "
+              "without it to continue", file=sys.stderr)
     return 0
 
 
@@ -134,6 +151,21 @@ def _analyse(job: str, run_dir: Path, config_files: list[Path]) -> int:
         analysis_jobs.write_input_dependence(summary, out, sampling)
     else:
         analysis_jobs.write_freeze_ablation(summary, out, sampling, settings["n_samples_energy"])
+    print(out)
+    return 0
+
+
+def _sr_spectrum(run_dir: Path, out: Path, shifts: list[float] | None,
+                 steps: list[int] | None) -> int:
+    """vitnqs.sr_spectrum of a run -> CSV with its provenance record; print the file."""
+    from vitnqs.config import ConfigError
+    from vitnqs.sr_spectrum import DEFAULT_SHIFTS, write_sr_spectrum
+
+    try:
+        write_sr_spectrum(run_dir, out, tuple(shifts or DEFAULT_SHIFTS), steps)
+    except (FileNotFoundError, ConfigError) as error:
+        print(f"vitnqs: cannot read {run_dir}: {error}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 

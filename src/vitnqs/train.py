@@ -100,9 +100,19 @@ def build_driver(config: RunConfig, hamiltonian, vstate, sr_on_the_fly: bool | N
 
 
 # --- the run ------------------------------------------------------------------------------------
-def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -> dict[str, Any]:
-    """Train one run into run_dir (resuming if a checkpoint is there) and return its summary."""
+def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False,
+        until_step: int | None = None) -> dict[str, Any] | None:
+    """Train one run into run_dir (resuming if a checkpoint is there) and return its summary.
+
+    ``until_step`` < n_steps trains only up to that step, checkpoints it and returns None (a run
+    already past it is left as it is); the same call without it continues to the end, on the
+    trajectory of an uninterrupted run (the schedule is always that of n_steps).
+    """
     config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    if until_step is not None and not 0 < until_step <= config.n_steps:
+        raise ConfigError(f"until_step must be in [1, n_steps={config.n_steps}], "
+                          f"got {until_step}")
+    target = config.n_steps if until_step is None else until_step
     check_chains_split(config.run_id, config.chains)
     run_dir = Path(run_dir)
     _claim_run_directory(config, run_dir)
@@ -128,7 +138,7 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
     # asked for in between (while recorder.finish writes the last checkpoint) ends the run
     # after the first batch, recorded, instead of at once.
     with _stop_when_safe_on(signal.SIGTERM, recorder):
-        remaining = config.n_steps - driver.step_count
+        remaining = target - driver.step_count
         if remaining > 0:
             device, commit = provenance.device_name(), provenance.git_commit()
             segments.record_start(run_dir, driver.step_count, device, commit)
@@ -144,6 +154,12 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False) -
             except NonFiniteError:
                 recorder.write_history()  # the good steps, for diagnosis; checkpoint untouched
                 raise
+        if target < config.n_steps and driver.step_count >= target:
+            if remaining > 0:
+                recorder.checkpoint(driver, driver.step_count)
+            logger.info("%s: stopped at step %d of %d as asked (until_step); checkpoint written",
+                        config.run_id, driver.step_count, config.n_steps)
+            return None
         if driver.step_count != config.n_steps:
             raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
         recorder.finish(driver)
