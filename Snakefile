@@ -29,6 +29,7 @@ localrules:
     table_probes,
     fig2,
     fig3,
+    fig_sr_spectrum,
 
 
 rule all:
@@ -39,4 +40,5 @@ rule all:
         rules.table_probes.output,
         rules.fig2.output,
         rules.fig3.output,
+        rules.fig_sr_spectrum.output if get_sr_spectra() else [],
         ANALYSIS_TARGETS,

@@ -656,3 +656,39 @@ def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(ru
     # another protocol is compared on its own
     assert len(table_agreement(pd.concat([frame, frame.assign(protocol="other", n_steps=9)]))) == 4
     assert "| 6   | 0.5  | 4     | tiny" in format_agreement(table.reset_index())
+
+
+def _spectrum_rows(run_id: str, diag_shift: float, steps=(0, 5, 10)) -> pd.DataFrame:
+    """Rows as vitnqs.sr_spectrum writes them, from random kernels (no sampling)."""
+    from vitnqs.sr_spectrum import step_at_shifts
+
+    rng = np.random.default_rng(len(run_id))
+    rows = []
+    for step in steps:
+        w, c = 10.0 ** rng.uniform(-5, 1, 64), rng.normal(size=64)
+        for row in step_at_shifts(w, c, (1e-3, 1e-2)):
+            rows.append({"run_id": run_id, "diag_shift": diag_shift, "step": step,
+                         "n_samples": 2048, "energy": -0.1 - 0.01 * step, **row})
+    return pd.DataFrame(rows)
+
+
+def test_fig_sr_spectrum_draws_each_run_at_each_shift_with_one_legend_inside():
+    from vitnqs.spectrum_plots import PANELS, fig_sr_spectrum
+
+    frame = pd.concat([_spectrum_rows("L8_decoupled_reduced", 1e-3),
+                       _spectrum_rows("L8_decoupled_reduced-damped", 1e-2)])
+    figure = fig_sr_spectrum(frame)
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_visible()}
+    assert len(panels) == len(PANELS)
+    for (column, title, _), ax in zip(PANELS, panels.values()):
+        assert ax.get_title() == title
+        assert len(ax.lines) == (2 if column == "energy" else 4)  # 2 runs (x 2 shifts)
+    damped_at_own_shift = [line for line in panels[PANELS[1][1]].lines
+                           if "damped" in line.get_label() and line.get_marker() == "o"]
+    assert len(damped_at_own_shift) == 1 and damped_at_own_shift[0].get_linestyle() == "--"
+    expected = frame[(frame.run_id.str.endswith("damped")) & (frame["shift"] == 1e-2)]
+    np.testing.assert_allclose(damped_at_own_shift[0].get_ydata(), expected["step_norm"])
+    assert {"shift 0.001", "shift 0.01"} <= figure_labels(figure.axes[0])
+    assert legends_outside_figure(figure) == []
+    with pytest.raises(ValueError, match="at least one run"):
+        fig_sr_spectrum(frame.iloc[:0])

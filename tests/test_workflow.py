@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -86,6 +87,32 @@ def test_every_committed_analysis_file_has_its_provenance(clone):
         assert record["device"] and record["settings"], path
         assert (record["wall_seconds"]
                 or "reconstruct_provenance.py" in record["reconstructed"]), path
+
+
+def test_a_committed_sr_spectrum_probe_is_drawn_by_the_main_job(tmp_path):
+    """The SR-spectrum figure is part of `all` once a probe's CSV (a GPU job's output) is
+    committed under results/probes/sr_spectrum/, and renders from it alone."""
+    from vitnqs.sr_spectrum import step_at_shifts
+
+    figure = "results/figures/fig_sr_spectrum.png"
+    tree = copy_tree(tmp_path / "tree")
+    probes = tree / "results/probes/sr_spectrum"
+    if not probes.exists():  # no probe committed yet: `all` leaves the figure out
+        set_equal_mtimes(tree)
+        result = snakemake(tree, "--cores", "all", "--dry-run")
+        assert "fig_sr_spectrum" not in planned_jobs(result.stdout)
+        w, c = np.geomspace(1e-5, 10, 32), np.linspace(-1, 1, 32)
+        rows = [{"run_id": "L4_J0.5_nl1_t5_s0_quick", "diag_shift": 1e-3, "step": step,
+                 "n_samples": 64, "energy": -0.1 * step, **row}
+                for step in (0, 5) for row in step_at_shifts(w, c, (1e-3, 1e-2))]
+        probes.mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(probes / "L4_J0.5_nl1_t5_s0_quick.csv", index=False)
+    set_equal_mtimes(tree)
+    result = snakemake(tree, "--cores", "all", "--dry-run")
+    assert planned_jobs(result.stdout).get("fig_sr_spectrum") == 1, result.stdout
+    rendered = snakemake(tree, "--cores", "1", figure)
+    assert rendered.returncode == 0, rendered.stdout[-3000:]
+    assert (tree / figure).stat().st_size > 0
 
 
 def test_benchmark_target_plans_one_job_per_configuration(clone):

@@ -87,7 +87,8 @@ def sr_spectrum(run_dir: Path | str, sampling: Sampling, shifts=DEFAULT_SHIFTS,
         scale = 4 * config.n_sites  # Hamiltonian units -> per site, S = 1/2
         common = {
             "run_id": config.run_id, "attention": config.attention, "L": config.L,
-            "protocol": config.protocol, "step": step, "n_samples": sampling.n_samples,
+            "protocol": config.protocol, "diag_shift": config.diag_shift, "step": step,
+            "n_samples": sampling.n_samples,
             "energy": float(energy_per_site(energy, config.n_sites)),
             "kernel_rows": len(w), "eigen_max": float(w[-1]), "eigen_median": float(np.median(w)),
         }

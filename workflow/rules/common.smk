@@ -115,6 +115,12 @@ def get_benchmarks():
     return sorted(glob.glob(f"{RESULTS}/benchmarks/*.csv"))
 
 
+def get_sr_spectra():
+    """SR-spectrum probes computed by `vitnqs sr-spectrum` (a GPU job, committed), if any:
+    results/probes/sr_spectrum/*.csv."""
+    return sorted(glob.glob(f"{RESULTS}/probes/sr_spectrum/*.csv"))
+
+
 def checkpoints_of_unfinished_runs():
     """The checkpoints on disk of runs without a summary: progress that should refresh the
     status table. (Their history.csv is an output of rule train, so as an input it would make

@@ -31,3 +31,22 @@ rule fig3:
         "../../environment.yml"
     script:
         "../scripts/fig3.py"
+
+
+rule fig_sr_spectrum:
+    input:
+        spectra=get_sr_spectra(),
+        code="src/vitnqs/spectrum_plots.py",
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig_sr_spectrum.png",
+            caption="../report/fig_sr_spectrum.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/fig_sr_spectrum.pdf",
+    log:
+        f"{RESULTS}/logs/fig_sr_spectrum.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig_sr_spectrum.py"
