@@ -235,7 +235,7 @@ def test_until_step_pauses_at_that_step_and_the_rerun_ends_as_uninterrupted(unin
     for _ in range(2):
         result = train_in_subprocess(config, run_dir, "--until-step", "10")
         assert result.returncode == 0, result.stderr
-        assert "paused at step 10" in result.stderr
+        assert "paused: --until-step 10 reached" in result.stderr
         assert list(io.read_csv(run_dir / "history.csv")["step"]) == list(range(10))
         checkpoint = serialization.msgpack_restore(
             io.read_state(run_dir / "checkpoint" / "state.msgpack"))

@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vitnqs: training {stop}", file=sys.stderr)
         return 128 + signal.SIGTERM  # as a shell reports a process ended by SIGTERM
     if summary is None:
-        print(f"vitnqs: training paused at step {args.until_step} (--until-step); run "
-              "without it to continue", file=sys.stderr)
+        print(f"vitnqs: training paused: --until-step {args.until_step} reached; run without "
+              "it to continue", file=sys.stderr)
     return 0
 
 
