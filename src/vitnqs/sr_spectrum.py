@@ -37,7 +37,7 @@ def kernel_eigensystem(vstate, hamiltonian) -> tuple[np.ndarray, np.ndarray, flo
     import jax.numpy as jnp
     import netket as nk
 
-    from vitnqs.sr import _centred_scaled, centred_jacobian
+    from vitnqs.sr import _centred_scaled, centred_jacobian, symmetric_gram
 
     samples = jax.lax.collapse(vstate.samples, 0, vstate.samples.ndim - 1)
     local_energies = vstate.local_estimators(hamiltonian)
@@ -46,7 +46,7 @@ def kernel_eigensystem(vstate, hamiltonian) -> tuple[np.ndarray, np.ndarray, flo
     jacobian = centred_jacobian(vstate._apply_fun, vstate.parameters, vstate.model_state,
                                 samples, mode=mode, chunk_size=vstate.chunk_size)
     O, dv = _centred_scaled(jacobian, local_energies.data, mode)
-    w, U = jnp.linalg.eigh(O @ O.T)
+    w, U = jnp.linalg.eigh(symmetric_gram(O))
     c = U.T @ dv
     energy = float(np.real(np.mean(np.asarray(local_energies.data))))
     return np.clip(np.asarray(w), 0.0, None), np.asarray(c), energy
@@ -77,14 +77,14 @@ def sr_spectrum(run_dir: Path | str, sampling: Sampling, shifts=DEFAULT_SHIFTS,
     from vitnqs.system import build_system, energy_per_site
 
     steps = available_snapshots(run_dir) if steps is None else steps
-    rows = []
+    rows, hamiltonian = [], None
     for step in steps:
         state = load_run(run_dir, step=step)
         config = state.config
-        hamiltonian = build_system(config.L, config.J2).hamiltonian
+        if hamiltonian is None:  # one system for every snapshot of the run
+            hamiltonian = build_system(config.L, config.J2).hamiltonian
         vstate = build_sampling_state(state, sampling)
         w, c, energy = kernel_eigensystem(vstate, hamiltonian)
-        scale = 4 * config.n_sites  # Hamiltonian units -> per site, S = 1/2
         common = {
             "run_id": config.run_id, "attention": config.attention, "L": config.L,
             "protocol": config.protocol, "diag_shift": config.diag_shift, "step": step,
@@ -93,7 +93,9 @@ def sr_spectrum(run_dir: Path | str, sampling: Sampling, shifts=DEFAULT_SHIFTS,
             "kernel_rows": len(w), "eigen_max": float(w[-1]), "eigen_median": float(np.median(w)),
         }
         for row in step_at_shifts(w, c, shifts):
-            rows.append({**common, **row, "descent_per_site": row["descent"] / scale})
+            rows.append({**common, **row,
+                         "descent_per_site": float(energy_per_site(row["descent"],
+                                                                   config.n_sites))})
     return pd.DataFrame(rows)
 
 
@@ -113,10 +115,11 @@ def write_sr_spectrum(run_dir: Path | str, out: Path | str, shifts=DEFAULT_SHIFT
     from vitnqs.analysis_jobs import provenance_path
 
     config = load_run(run_dir, step=0).config
-    missing = sorted(set(steps or []) - set(available_snapshots(run_dir)))
+    available = available_snapshots(run_dir)
+    missing = sorted(set(steps or []) - set(available))
     if missing:
         raise FileNotFoundError(f"{run_dir} has no snapshots at steps {missing}; available: "
-                                f"{available_snapshots(run_dir)}")
+                                f"{available}")
     sampling = probe_sampling(config)
     with provenance.recorded(provenance_path(out), run=str(run_dir), shifts=list(shifts),
                              sampling=dataclasses.asdict(sampling)):
