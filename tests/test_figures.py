@@ -690,5 +690,18 @@ def test_fig_sr_spectrum_draws_each_run_at_each_shift_with_one_legend_inside():
     np.testing.assert_allclose(damped_at_own_shift[0].get_ydata(), expected["step_norm"])
     assert {"shift 0.001", "shift 0.01"} <= figure_labels(figure.axes[0])
     assert legends_outside_figure(figure) == []
+    assert panels[PANELS[0][1]].get_yscale() == "linear"  # energies within [-1, 1]
     with pytest.raises(ValueError, match="at least one run"):
         fig_sr_spectrum(frame.iloc[:0])
+
+
+def test_fig_sr_spectrum_puts_a_diverging_energy_on_a_symlog_axis():
+    from vitnqs.spectrum_plots import fig_sr_spectrum
+
+    stable = _spectrum_rows("L8_decoupled_reduced-damped", 1e-2)
+    blown_up = _spectrum_rows("L8_decoupled_reduced", 1e-3)
+    blown_up.loc[blown_up.step == 10, "energy"] = 290.0  # as production reached at step 64
+    energy_panel = fig_sr_spectrum(pd.concat([stable, blown_up])).axes[0]
+    assert energy_panel.get_yscale() == "symlog"
+    assert energy_panel.get_title().endswith("symlog past 1")
+    assert max(line.get_ydata().max() for line in energy_panel.lines) == 290.0

@@ -2,8 +2,8 @@
 
 Four panels against the optimization step: the energy of the sampled state, the length of the
 SR step, the fraction of kernel eigenvalues below the shift, and the share of the step's squared
-length that comes from those eigenvalues (energies past +-1 per site, as a diverging run reaches,
-on a logarithmic scale). One colour per run, one line style per shift; the
+length that comes from those eigenvalues (energies on a linear scale, or symlog past +-1 per site
+when a run's sampled energy leaves [-1, 1], as a diverging one does). One colour per run, one line style per shift; the
 marked lines are each run's own shift (the one its training used).
 """
 
@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from vitnqs.plotting import _panel_grid
 
 PANELS = (
-    ("energy", "energy per site (sampled; symlog past 1)", "symlog"),
+    ("energy", "energy per site (sampled)", "linear"),
     ("step_norm", r"$|d\theta|$ (SR step per unit learning rate)", "log"),
     ("eigen_below_shift", "kernel eigenvalues below the shift", "linear"),
     ("small_share", r"share of $|d\theta|^2$ from them", "linear"),
@@ -33,6 +33,7 @@ def fig_sr_spectrum(frame: pd.DataFrame) -> Figure:
     styles = dict(zip(shifts, SHIFT_STYLES))
     runs = list(dict.fromkeys(frame["run_id"]))
     fig, axes = _panel_grid(len(PANELS))
+    diverging = bool((frame["energy"].abs() > 1.0).any())
     run_labels = []
     for color, run_id in zip(RUN_COLORS, runs):
         rows = frame[frame["run_id"] == run_id].sort_values("step")
@@ -41,8 +42,11 @@ def fig_sr_spectrum(frame: pd.DataFrame) -> Figure:
         run_labels.append((color, label))
         for ax, (column, title, scale) in zip(axes, PANELS):
             ax.set_title(title, fontsize=9)
-            ax.set_yscale(scale, **({"linthresh": 1.0} if scale == "symlog" else {}))
+            ax.set_yscale(scale)
             if column == "energy":
+                if diverging:  # +290 per site beside -0.49: linear up to 1, logarithmic past
+                    ax.set_yscale("symlog", linthresh=1.0)
+                    ax.set_title(f"{title}; symlog past 1", fontsize=9)
                 first = rows[rows["shift"] == shifts[0]]
                 ax.plot(first["step"], first["energy"], color=color, marker=".", label=label)
                 continue
