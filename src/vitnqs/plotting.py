@@ -88,7 +88,7 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
                     key=lambda item: (*item[0][:3], item[1].n_steps.max(), item[0][3]))
     several_protocols = data.protocol.nunique() > 1
     with plt.rc_context(STYLE):
-        fig, axes = _panel_grid(len(panels), sharex=not several_protocols)
+        fig, axes = panel_grid(len(panels), sharex=not several_protocols)
         for ax, ((L, J2, n_layers, protocol), panel) in zip(axes, panels):
             letter = FIG2_PANELS.get((L, J2, n_layers))
             prefix = f"({letter}) " if letter else ""
@@ -288,7 +288,8 @@ def by_seed(frame: pd.DataFrame):
         yield rank, seed, frame[frame.run_id == run_id]
 
 
-def _panel_grid(n_panels: int, sharex: bool = True):
+def panel_grid(n_panels: int, sharex: bool = True):
+    """A constrained-layout figure of ``n_panels`` axes, two per row, the spare ones hidden."""
     ncols = 2 if n_panels > 1 else 1
     nrows = max(1, math.ceil(n_panels / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.0 * nrows), squeeze=False,

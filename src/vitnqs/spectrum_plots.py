@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from vitnqs.plotting import _panel_grid
+from vitnqs.plotting import panel_grid
 
 PANELS = (
     ("energy", "energy per site (sampled)", "linear"),
@@ -32,7 +32,7 @@ def fig_sr_spectrum(frame: pd.DataFrame) -> Figure:
     shifts = sorted(frame["shift"].unique())
     styles = dict(zip(shifts, SHIFT_STYLES))
     runs = list(dict.fromkeys(frame["run_id"]))
-    fig, axes = _panel_grid(len(PANELS))
+    fig, axes = panel_grid(len(PANELS))
     diverging = bool((frame["energy"].abs() > 1.0).any())
     run_labels = []
     for color, run_id in zip(RUN_COLORS, runs):
