@@ -3,8 +3,8 @@
 Four panels against the optimization step: the energy of the sampled state, the length of the
 SR step, the fraction of kernel eigenvalues below the shift, and the share of the step's squared
 length that comes from those eigenvalues (energies on a linear scale, or symlog past +-1 per site
-when a run's sampled energy leaves [-1, 1], as a diverging one does). One colour per run, one line style per shift; the
-marked lines are each run's own shift (the one its training used).
+when a run's sampled energy leaves [-1, 1], as a diverging one does). One colour per run, one
+line style per shift; the marked lines are each run's own shift (the one its training used).
 """
 
 from __future__ import annotations
