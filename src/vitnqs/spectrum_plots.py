@@ -33,20 +33,22 @@ def fig_sr_spectrum(frame: pd.DataFrame) -> Figure:
     styles = dict(zip(shifts, SHIFT_STYLES))
     runs = list(dict.fromkeys(frame["run_id"]))
     fig, axes = panel_grid(len(PANELS))
-    diverging = bool((frame["energy"].abs() > 1.0).any())
+    for ax, (column, title, scale) in zip(axes, PANELS):
+        if column == "energy" and (frame["energy"].abs() > 1.0).any():
+            # +290 per site beside -0.49: linear up to 1, logarithmic past
+            ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_title(f"{title}; symlog past 1", fontsize=9)
+        else:
+            ax.set_yscale(scale)
+            ax.set_title(title, fontsize=9)
     run_labels = []
     for color, run_id in zip(RUN_COLORS, runs):
         rows = frame[frame["run_id"] == run_id].sort_values("step")
         own = rows["diag_shift"].iloc[0]
         label = f"{run_id} (trained with shift {own:g})"
         run_labels.append((color, label))
-        for ax, (column, title, scale) in zip(axes, PANELS):
-            ax.set_title(title, fontsize=9)
-            ax.set_yscale(scale)
+        for ax, (column, _, _) in zip(axes, PANELS):
             if column == "energy":
-                if diverging:  # +290 per site beside -0.49: linear up to 1, logarithmic past
-                    ax.set_yscale("symlog", linthresh=1.0)
-                    ax.set_title(f"{title}; symlog past 1", fontsize=9)
                 first = rows[rows["shift"] == shifts[0]]
                 ax.plot(first["step"], first["energy"], color=color, marker=".", label=label)
                 continue

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from vitnqs.analysis import Sampling, build_sampling_state
-from vitnqs.trained import available_snapshots, load_run
+from vitnqs.trained import available_snapshots, load_run, read_run_config
 
 DEFAULT_SHIFTS = (1e-3, 1e-2)
 """The diagonal shifts of the `reduced` and `reduced-damped` protocols."""
@@ -77,13 +77,11 @@ def sr_spectrum(run_dir: Path | str, sampling: Sampling, shifts=DEFAULT_SHIFTS,
     from vitnqs.system import build_system, energy_per_site
 
     steps = available_snapshots(run_dir) if steps is None else steps
-    rows, hamiltonian = [], None
+    config = read_run_config(run_dir)
+    hamiltonian = build_system(config.L, config.J2).hamiltonian
+    rows = []
     for step in steps:
-        state = load_run(run_dir, step=step)
-        config = state.config
-        if hamiltonian is None:  # one system for every snapshot of the run
-            hamiltonian = build_system(config.L, config.J2).hamiltonian
-        vstate = build_sampling_state(state, sampling)
+        vstate = build_sampling_state(load_run(run_dir, step=step), sampling)
         w, c, energy = kernel_eigensystem(vstate, hamiltonian)
         common = {
             "run_id": config.run_id, "attention": config.attention, "L": config.L,
@@ -114,7 +112,7 @@ def write_sr_spectrum(run_dir: Path | str, out: Path | str, shifts=DEFAULT_SHIFT
     from vitnqs import io, provenance
     from vitnqs.analysis_jobs import provenance_path
 
-    config = load_run(run_dir, step=0).config
+    config = read_run_config(run_dir)
     available = available_snapshots(run_dir)
     missing = sorted(set(steps or []) - set(available))
     if missing:

@@ -61,6 +61,17 @@ def available_snapshots(run_dir: Path | str) -> list[int]:
     return sorted(int(p.stem.split("_")[1]) for p in Path(run_dir).glob("snapshots/step_*.msgpack"))
 
 
+def read_run_config(run_dir: Path | str) -> RunConfig:
+    """The config.yaml of a run folder, validated (no parameters read)."""
+    config_path = Path(run_dir) / "config.yaml"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: {config_path.name} is missing")
+    try:
+        return RunConfig.from_dict(io.read_yaml(config_path))
+    except ConfigError as error:  # e.g. the config of another version of vitnqs
+        raise ConfigError(f"{config_path}: {error}") from None
+
+
 def load_run(run_dir: Path | str, step: int | None = None) -> TrainedState:
     """The trained state of a run: final parameters, or the snapshot at ``step``."""
     import jax
@@ -69,13 +80,7 @@ def load_run(run_dir: Path | str, step: int | None = None) -> TrainedState:
     from vitnqs.train import build_model
 
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: {config_path.name} is missing")
-    try:
-        config = RunConfig.from_dict(io.read_yaml(config_path))
-    except ConfigError as error:  # e.g. the config of another version of vitnqs
-        raise ConfigError(f"{config_path}: {error}") from None
+    config = read_run_config(run_dir)
     step = config.n_steps if step is None else int(step)
     path = run_dir / "snapshots" / f"step_{step:06d}.msgpack"
     if not path.exists():
