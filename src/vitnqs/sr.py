@@ -59,8 +59,10 @@ def symmetric_gram(O: jax.Array, n_blocks: int = DEFAULT_KERNEL_BLOCKS) -> jax.A
     return gram
 
 
-def _centred_scaled(jacobian, local_energies, mode: str):
-    """(O, dv) of the kernel update: rows [Re, Im] per sample in complex mode."""
+def kernel_operands(jacobian, local_energies, mode: str):
+    """(O, dv) of the kernel SR update, dtheta = O^T (O O^T + shift)^-1 dv: the centred Jacobian
+    and the centred local energies, each over sqrt(M); rows [Re, Im] per sample in complex mode.
+    Public for the SR-spectrum probe (vitnqs.sr_spectrum), which eigendecomposes O O^T."""
     n_samples = jacobian.shape[0]
     e_loc = local_energies.reshape(-1)
     dv = 2.0 * (e_loc - jnp.mean(e_loc)) / jnp.sqrt(n_samples)
@@ -107,7 +109,7 @@ def symmetric_kernel_update(log_psi, local_energies, parameters, model_state, sa
     flat_parameters, unravel = ravel_pytree(parameters)
     jacobian = centred_jacobian(log_psi, parameters, model_state, samples, mode=mode,
                                 chunk_size=chunk_size)
-    O, dv = _centred_scaled(jacobian, local_energies, mode)
+    O, dv = kernel_operands(jacobian, local_energies, mode)
     n_columns = O.shape[1]
     O, dv = _sharded_by_parameters(O, dv)
     kernel = symmetric_gram(O, n_blocks)

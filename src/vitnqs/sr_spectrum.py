@@ -37,7 +37,7 @@ def kernel_eigensystem(vstate, hamiltonian) -> tuple[np.ndarray, np.ndarray, flo
     import jax.numpy as jnp
     import netket as nk
 
-    from vitnqs.sr import _centred_scaled, centred_jacobian, symmetric_gram
+    from vitnqs.sr import centred_jacobian, kernel_operands, symmetric_gram
 
     samples = jax.lax.collapse(vstate.samples, 0, vstate.samples.ndim - 1)
     local_energies = vstate.local_estimators(hamiltonian)
@@ -45,7 +45,7 @@ def kernel_eigensystem(vstate, hamiltonian) -> tuple[np.ndarray, np.ndarray, flo
                                         vstate.model_state, samples, warn=False)
     jacobian = centred_jacobian(vstate._apply_fun, vstate.parameters, vstate.model_state,
                                 samples, mode=mode, chunk_size=vstate.chunk_size)
-    O, dv = _centred_scaled(jacobian, local_energies.data, mode)
+    O, dv = kernel_operands(jacobian, local_energies.data, mode)
     w, U = jnp.linalg.eigh(symmetric_gram(O))
     c = U.T @ dv
     energy = float(np.real(np.mean(np.asarray(local_energies.data))))
