@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from vitnqs import io
-from vitnqs.config import RunConfig
+from vitnqs.trained import read_run_config
 
 STOPPED_NOTE = "stopped.txt"
 """In a failed/ run folder: why a run that had not diverged was stopped (first line)."""
@@ -43,7 +43,7 @@ def read_failed_run(run_dir: Path | str) -> FailedRun:
     """The FailedRun of a folder under results/failed/. Its config.yaml may come from an older
     version of this code: RunConfig fills in the fields added since."""
     run_dir = Path(run_dir)
-    config = RunConfig.from_dict(io.read_yaml(run_dir / "config.yaml")).to_dict()
+    config = read_run_config(run_dir).to_dict()
     history = io.read_csv(run_dir / "history.csv", required=("step", "energy"))
     note = run_dir / STOPPED_NOTE
     reason = None

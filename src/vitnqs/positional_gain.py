@@ -29,9 +29,8 @@ import numpy as np
 import pandas as pd
 
 from vitnqs import io
-from vitnqs.config import RunConfig
 from vitnqs.analysis import fixed_inputs
-from vitnqs.trained import available_snapshots, load_run
+from vitnqs.trained import available_snapshots, load_run, read_run_config
 
 MECHANISMS = ("decoupled", "factored")
 """The mechanisms whose positional term enters unnormalized."""
@@ -72,7 +71,7 @@ def _gain_at(run_dir: Path, step: int) -> np.ndarray:
 def gain_rows(run_dir: Path | str) -> list[dict]:
     """Rows (run, layer, gain at the first and at the last snapshot) of one finished run."""
     run_dir = Path(run_dir)
-    config = RunConfig.from_dict(io.read_yaml(run_dir / "config.yaml"))
+    config = read_run_config(run_dir)
     if config.attention not in MECHANISMS:
         raise ValueError(f"{config.run_id}: the gain of p is defined for {MECHANISMS}, "
                          f"not for {config.attention!r} (p is a logit there)")
