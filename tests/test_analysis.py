@@ -24,7 +24,13 @@ from vitnqs.analysis import (
     sampled_moments,
 )
 from vitnqs.config import RunConfig
-from vitnqs.frozen_attention import FrozenAttentionViT, freeze_ablation, frozen_network
+from vitnqs.frozen_attention import (
+    R_HAT_MAX,
+    FrozenAttentionViT,
+    ablation_table,
+    freeze_ablation,
+    frozen_network,
+)
 from vitnqs.train import build_model, run
 from vitnqs.trained import TrainedState
 
@@ -129,6 +135,30 @@ def test_freezing_a_factored_run_leaves_its_energy_identical(factored_run):
     assert result["energy_frozen"] == result["energy"]
     assert result["energy_frozen_error"] == result["energy_error"]
     assert result["energy_change"] == 0.0 and result["energy_change_error"] > 0
+    assert result["energy_r_hat"] == result["energy_frozen_r_hat"] > 0.5  # recorded, the same
+
+
+def _ablation(run_id: str, energy: float, r_hat: float | None = None) -> dict:
+    record = {"run_id": run_id, "energy": energy, "energy_error": 1e-4}
+    return record if r_hat is None else {**record, "energy_r_hat": r_hat,
+                                         "energy_frozen_r_hat": 1.0}
+
+
+def test_fresh_chains_that_miss_the_final_energy_or_do_not_mix_are_flagged():
+    """10x10 decoupled's case: fresh chains 0.024 per site above the run's own final energy
+    with R-hat 1.4; the unfrozen energy must agree with the final one for the change to count."""
+    summaries = {run: {"run_id": run, "energy_per_site": -0.5, "energy_error": 1e-4}
+                 for run in ("agrees", "old-file", "apart", "unmixed")}
+    table = ablation_table(
+        [_ablation("agrees", -0.5002, r_hat=1.01), _ablation("old-file", -0.5001),
+         _ablation("apart", -0.476, r_hat=1.01), _ablation("unmixed", -0.5, r_hat=R_HAT_MAX + 0.3)],
+        summaries,
+    ).set_index("run_id")
+    assert table["chains_agree"].to_dict() == {
+        "agrees": True, "old-file": True, "apart": False, "unmixed": False}
+    assert table.loc["agrees", "fresh_minus_final_sigma"] == pytest.approx(-0.0002 / np.hypot(1e-4, 1e-4))
+    assert np.isnan(table.loc["old-file", "energy_r_hat"])
+    assert table.loc["apart", "energy_final"] == -0.5
 
 
 def test_freezing_t5_changes_the_state_but_runs():

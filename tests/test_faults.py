@@ -373,7 +373,8 @@ def _script_io(script: str, results: Path) -> dict:
             {"frames": [str(results / ANALYSIS.format("input_dependence")) + ".csv"]},
             {"csv": "analysis/table_input_dependence.csv"}, {}),
         "table_freeze_ablation.py": (
-            {"ablations": [str(results / ANALYSIS.format("freeze_ablation")) + ".json"]},
+            {"ablations": [str(results / ANALYSIS.format("freeze_ablation")) + ".json"],
+             "summaries": [summary]},
             {"csv": "analysis/table_freeze_ablation.csv"}, {}),
         "fig4.py": ({"t5": str(results / maps)},
                     {f: f"figures/fig4.{f}" for f in ("png", "pdf")}, {}),
@@ -420,7 +421,7 @@ def results_tree(uninterrupted, tmp_path_factory) -> Path:
             for step in (0, TINY.n_steps) for head in ("0", "1", "mean")]
     io.write_csv(results / (ANALYSIS.format("input_dependence") + ".csv"), pd.DataFrame(rows))
     io.write_json(results / (ANALYSIS.format("freeze_ablation") + ".json"),
-                  {"run_id": RUN_ID, "energy": -0.5, "energy_frozen": -0.49})
+                  {"run_id": RUN_ID, "energy": -0.5, "energy_error": 1e-3, "energy_frozen": -0.49})
     io.write_npz(results / (ANALYSIS.format("attention_maps") + ".npz"),
                  {"attention_average": np.random.default_rng(0).random((2, 1, 3, 4, 4)),
                   "steps": np.array([0, TINY.n_steps])})

@@ -20,6 +20,7 @@ import dataclasses
 
 import flax.linen as nn
 import numpy as np
+import pandas as pd
 from jax import Array
 
 from vitnqs.analysis import Sampling, build_sampling_state, sampled_moments
@@ -99,4 +100,40 @@ def freeze_ablation(state: TrainedState, sampling: Sampling, n_samples_energy: i
         "energy_frozen": frozen["energy_per_site"], "energy_frozen_error": frozen["energy_error"],
         "energy_change": frozen["energy_per_site"] - plain["energy_per_site"],
         "energy_change_error": float(np.hypot(plain["energy_error"], frozen["energy_error"])),
+        "energy_r_hat": plain["r_hat"], "energy_frozen_r_hat": frozen["r_hat"],
     }
+
+
+R_HAT_MAX = 1.1
+"""Above this split-R-hat, the fresh chains of an estimate have not mixed (NetKet's statistics)."""
+
+Z_MAX = 3.0
+"""Fresh chains and the run's own final energy agree when they differ by at most Z_MAX sigma."""
+
+
+def ablation_table(ablations: list[dict], summaries: dict[str, dict]) -> pd.DataFrame:
+    """One row per freeze ablation, checked against its run's final energy.
+
+    The ablation samples the state from fresh chains (random Sz = 0 starts); the run's final
+    energy comes from the chains that trained it. Both estimate the same <H>, so the unfrozen
+    energy must agree with the final one. It does not when fresh chains find a region of
+    configurations the training chains never visited. Columns added: the run's final
+    energy and error, fresh - final in units of the combined error, and `chains_agree`: that
+    difference within Z_MAX sigma and, where recorded (files written before it was recorded lack
+    it), each estimate's R-hat at most R_HAT_MAX. Where chains do not agree, the energy change
+    of that row is not a measurement of the freeze.
+    """
+    table = pd.DataFrame(ablations)
+    final = table["run_id"].map(lambda run_id: summaries[run_id]["energy_per_site"])
+    final_error = table["run_id"].map(lambda run_id: summaries[run_id]["energy_error"])
+    table["energy_final"], table["energy_final_error"] = final, final_error
+    table["fresh_minus_final_sigma"] = (
+        (table["energy"] - final) / np.hypot(table["energy_error"], final_error)
+    )
+    agree = table["fresh_minus_final_sigma"].abs() <= Z_MAX
+    for column in ("energy_r_hat", "energy_frozen_r_hat"):
+        if column not in table:
+            table[column] = np.nan
+        agree &= ~(table[column] > R_HAT_MAX)  # a missing R-hat does not count against
+    table["chains_agree"] = agree
+    return table

@@ -161,6 +161,7 @@ rule table_input_dependence:
 rule table_freeze_ablation:
     input:
         ablations=expand(FREEZE_ABLATION, run=ABLATION_RUNS),
+        summaries=[run_path(run, "summary.json") for run in ABLATION_RUNS],
     output:
         report(
             f"{ANALYSIS_DIR}/table_freeze_ablation.csv",

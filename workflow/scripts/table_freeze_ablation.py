@@ -1,10 +1,11 @@
-"""Adapter: one row per run of the freeze ablation -> .csv."""
+"""Adapter: one row per run of the freeze ablation, checked against its run's final energy -> .csv."""
 import sys
 
-import pandas as pd
-
 from vitnqs import io
+from vitnqs.frozen_attention import ablation_table
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-rows = [io.read_json(path) for path in snakemake.input.ablations]  # noqa: F821
-io.write_csv(snakemake.output[0], pd.DataFrame(rows))  # noqa: F821
+ablations = [io.read_json(path) for path in snakemake.input.ablations]  # noqa: F821
+summaries = {summary["run_id"]: summary
+             for summary in map(io.read_json, snakemake.input.summaries)}  # noqa: F821
+io.write_csv(snakemake.output[0], ablation_table(ablations, summaries))  # noqa: F821
