@@ -25,11 +25,13 @@ from vitnqs.analysis import (
 )
 from vitnqs.config import RunConfig
 from vitnqs.frozen_attention import (
+    LOG_PROB_GAP,
     R_HAT_MAX,
     FrozenAttentionViT,
     ablation_table,
     freeze_ablation,
     frozen_network,
+    stranded_chains,
 )
 from vitnqs.train import build_model, run
 from vitnqs.trained import TrainedState
@@ -136,6 +138,17 @@ def test_freezing_a_factored_run_leaves_its_energy_identical(factored_run):
     assert result["energy_frozen_error"] == result["energy_error"]
     assert result["energy_change"] == 0.0 and result["energy_change_error"] > 0
     assert result["energy_r_hat"] == result["energy_frozen_r_hat"] > 0.5  # recorded, the same
+    assert result["n_chains_stranded"] == result["n_chains_stranded_frozen"] == 0
+
+
+def test_chains_stranded_far_below_the_typical_probability_are_the_ones_left_out():
+    """Two chains sit ~30 below the others in log|psi|^2 (10x10 decoupled's stranded chains):
+    only they go; spread within the gap, however wide, leaves every chain in."""
+    log_prob_CxT = np.random.default_rng(0).normal(0.0, 3.0, size=(12, 10))
+    log_prob_CxT[[3, 7]] -= 30.0
+    assert np.flatnonzero(stranded_chains(log_prob_CxT)).tolist() == [3, 7]
+    spread = np.linspace(-0.9, 0.9, 12)[:, None] * LOG_PROB_GAP + np.zeros((12, 10))
+    assert not stranded_chains(spread).any()
 
 
 def _ablation(run_id: str, energy: float, r_hat: float | None = None) -> dict:

@@ -191,9 +191,13 @@ def final_energy(config: RunConfig, hamiltonian, vstate,
         batches.append(e_loc)
         if recorder:
             recorder.final_energy_batch_done(vstate, batches, n_batches)
-    e_loc_CxT = np.concatenate(batches, axis=-1)
+    return energy_statistics(np.concatenate(batches, axis=-1), config.n_sites)
+
+
+def energy_statistics(e_loc_CxT: np.ndarray, n: int) -> dict[str, float]:
+    """Energy per site, its error, variance, V-score, R-hat and autocorrelation time of local
+    energies (NetKet's Heisenberg, Pauli matrices) of C chains x T samples on n sites."""
     stats = nk.stats.statistics(e_loc_CxT)
-    n = config.n_sites
     mean = float(np.real(stats.mean))
     return {
         "energy_per_site": float(energy_per_site(mean, n)),
