@@ -26,8 +26,8 @@ from jax import Array
 
 from vitnqs.analysis import Sampling, build_sampling_state, sampled_moments
 from vitnqs.model import ViT, _AttentionBase
-from vitnqs.system import build_system
 from vitnqs.recorder import NonFiniteError
+from vitnqs.system import build_system
 from vitnqs.train import energy_statistics, plan_step
 from vitnqs.trained import TrainedState
 
