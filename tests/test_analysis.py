@@ -24,14 +24,20 @@ from vitnqs.analysis import (
     sampled_moments,
 )
 from vitnqs.config import RunConfig
-from vitnqs.frozen_attention import (
+from vitnqs.fresh_chains import (
     LOG_PROB_GAP,
+    chain_census,
+    ising_energy_per_site,
+    parallel_fraction,
+    stranded_chains,
+)
+from vitnqs.system import build_system
+from vitnqs.frozen_attention import (
     R_HAT_MAX,
     FrozenAttentionViT,
     ablation_table,
     freeze_ablation,
     frozen_network,
-    stranded_chains,
 )
 from vitnqs.train import build_model, run
 from vitnqs.trained import TrainedState
@@ -172,6 +178,32 @@ def test_fresh_chains_that_miss_the_final_energy_or_do_not_mix_are_flagged():
     assert table.loc["agrees", "fresh_minus_final_sigma"] == pytest.approx(-0.0002 / np.hypot(1e-4, 1e-4))
     assert np.isnan(table.loc["old-file", "energy_r_hat"])
     assert table.loc["apart", "energy_final"] == -0.5
+
+
+def test_chain_census_of_a_run_adds_up_to_its_ablation_energy(factored_run):
+    """The same fresh chains, seed and draws: the mean of the per-chain energies is the
+    ablation's unfrozen energy; a trained 4x4 state strands no chain."""
+    census = chain_census(load_run(factored_run), SMALL, n_samples=256)
+    assert len(census) == SMALL.n_chains and (census["n_samples"] == 16).all()
+    assert not census["stranded"].any()
+    ablation = freeze_ablation(load_run(factored_run), SMALL, n_samples_energy=256)
+    assert census["energy"].mean() == pytest.approx(ablation["energy"], rel=1e-12)
+    assert census["parallel_fraction"].between(0, 1).all()
+    assert np.median(census["log_prob"]) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("J2", [0.0, 0.5])
+def test_ising_energies_of_neel_stripe_and_ferromagnet(J2):
+    """Classical energies per site (S = 1/2): Neel -1/2 + J2/2, stripe -J2/2, ferromagnet
+    1/2 + J2/2; at J2 = 1/2 Neel and stripe are degenerate. Parallel neighbours: 0, 1/2, 1."""
+    system = build_system(4, J2)
+    positions = np.asarray(system.graph.positions)
+    x, y = np.rint(positions[:, 0]).astype(int), np.rint(positions[:, 1]).astype(int)
+    neel, stripe, ferro = (-1.0) ** (x + y), (-1.0) ** x, np.ones(16)
+    energies = ising_energy_per_site(system, np.stack([neel, stripe, ferro]))
+    np.testing.assert_allclose(energies, [-0.5 + J2 / 2, -J2 / 2, 0.5 + J2 / 2], atol=1e-12)
+    np.testing.assert_allclose(parallel_fraction(system, np.stack([neel, stripe, ferro])),
+                               [0.0, 0.5, 1.0])
 
 
 def test_freezing_t5_changes_the_state_but_runs():

@@ -1,5 +1,6 @@
 """Command line: ``vitnqs train RUN_CONFIG RUN_DIR``, ``vitnqs analyse JOB RUN_DIR``,
-``vitnqs sr-spectrum RUN_DIR``, and the step benchmarks. Parses arguments only."""
+``vitnqs sr-spectrum RUN_DIR``, ``vitnqs fresh-chains RUN_DIR``, and the step benchmarks.
+Parses arguments only."""
 
 from __future__ import annotations
 
@@ -63,7 +64,20 @@ def main(argv: list[str] | None = None) -> int:
                           help="diagonal shifts (default: 1e-3 1e-2)")
     spectrum.add_argument("--steps", type=int, nargs="+", default=None,
                           help="snapshot steps (default: every saved one)")
+    chains = commands.add_parser(
+        "fresh-chains", help="chain by chain, what the analysis' fresh chains sample of a finished "
+                             "run's state, and which are stranded (vitnqs.fresh_chains)")
+    chains.add_argument("run_dir", type=Path, help="a finished run's folder (with summary.json)")
+    chains.add_argument("--out", type=Path, required=True, help="CSV file of the rows")
+    chains.add_argument("--samples", type=int, default=18000,
+                        help="samples drawn by the chains in all (default 18000: 30 per chain)")
+    chains.add_argument("--config", type=Path, action="append", default=None,
+                        help="workflow config file(s) whose analysis sampling is used (default "
+                             "config/config.yaml)")
     args = parser.parse_args(argv)
+    if args.command == "fresh-chains":
+        return _fresh_chains(args.run_dir, args.out, args.samples,
+                             args.config or [Path("config/config.yaml")])
     if args.command == "analyse":
         return _analyse(args.job, args.run_dir, args.config or [Path("config/config.yaml")])
     if args.command == "sr-spectrum":
@@ -132,18 +146,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _analyse(job: str, run_dir: Path, config_files: list[Path]) -> int:
-    """Run one analysis job as its rule does; print the file written."""
+def _workflow_config(config_files: list[Path]) -> dict:
+    """The workflow config files merged in order, as Snakemake merges --configfile."""
     from vitnqs import analysis_jobs, io
 
-    summary = run_dir / "summary.json"
-    if not summary.exists():
-        print(f"vitnqs: {run_dir} has no summary.json: only finished runs are analysed",
-              file=sys.stderr)
-        return 2
     config: dict = {}
     for path in config_files:
         config = analysis_jobs.merge_configs(config, io.read_yaml(path))
+    return config
+
+
+def _unfinished(run_dir: Path) -> bool:
+    if (run_dir / "summary.json").exists():
+        return False
+    print(f"vitnqs: {run_dir} has no summary.json: only finished runs are analysed",
+          file=sys.stderr)
+    return True
+
+
+def _analyse(job: str, run_dir: Path, config_files: list[Path]) -> int:
+    """Run one analysis job as its rule does; print the file written."""
+    from vitnqs import analysis_jobs
+
+    if _unfinished(run_dir):
+        return 2
+    summary = run_dir / "summary.json"
+    config = _workflow_config(config_files)
     settings = analysis_jobs.analysis_settings(config)
     sampling = analysis_jobs.sampling_settings(settings)
     out = analysis_jobs.output_path(config.get("results", "results"), job, run_dir.name)
@@ -151,6 +179,19 @@ def _analyse(job: str, run_dir: Path, config_files: list[Path]) -> int:
         analysis_jobs.write_input_dependence(summary, out, sampling)
     else:
         analysis_jobs.write_freeze_ablation(summary, out, sampling, settings["n_samples_energy"])
+    print(out)
+    return 0
+
+
+def _fresh_chains(run_dir: Path, out: Path, n_samples: int, config_files: list[Path]) -> int:
+    """vitnqs.fresh_chains.chain_census of a finished run with the analysis sampling -> CSV."""
+    from vitnqs import analysis_jobs
+    from vitnqs.fresh_chains import write_chain_census
+
+    if _unfinished(run_dir):
+        return 2
+    settings = analysis_jobs.analysis_settings(_workflow_config(config_files))
+    write_chain_census(run_dir, out, analysis_jobs.sampling_settings(settings), n_samples)
     print(out)
     return 0
 

@@ -17,18 +17,17 @@ blocks, output head) is the ViT's own code. Without that collection it is the pl
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import flax.linen as nn
 import numpy as np
 import pandas as pd
 from jax import Array
 
-from vitnqs.analysis import Sampling, build_sampling_state, sampled_moments
+from vitnqs.analysis import Sampling, sampled_moments
+from vitnqs.fresh_chains import draw_from_fresh_chains, stranded_chains
 from vitnqs.model import ViT, _AttentionBase
 from vitnqs.recorder import NonFiniteError
-from vitnqs.system import build_system
-from vitnqs.train import energy_statistics, plan_step
+from vitnqs.train import energy_statistics
 from vitnqs.trained import TrainedState
 
 FROZEN = "frozen_attention"
@@ -72,45 +71,16 @@ def sample_average_attention(state: TrainedState, sampling: Sampling) -> np.ndar
     return np.stack([m.mean[:-1] for m in moments])  # drop the appended head average
 
 
-LOG_PROB_GAP = 20.0
-"""A fresh chain whose mean log|psi|^2 lies this far below the median chain's is left out."""
-
-
-def stranded_chains(log_prob_CxT: np.ndarray, gap: float = LOG_PROB_GAP) -> np.ndarray:
-    """(C,) True for chains whose mean log|psi|^2 is more than `gap` below the median chain's.
-
-    Fresh chains start from random Sz = 0 states. Some can settle on a local maximum of |psi|^2
-    that the exchange moves cannot leave and that carries no weight against the typical
-    configurations (10x10 decoupled: 15 of 600 chains in ferromagnetic domains, log|psi|^2 ~30
-    below the typical, local energies near +0.5 per site; results/benchmarks/notes.md, session
-    28). Their samples are not samples of |psi|^2: left in, they move the energy by 0.02 per site.
-    """
-    chain_mean = log_prob_CxT.mean(axis=1)
-    return chain_mean < np.median(chain_mean) - gap
-
-
 def estimate_energy(state: TrainedState, sampling: Sampling, n_samples_energy: int,
                     model=None, variables=None) -> dict[str, float]:
     """Energy per site (J1, S = 1/2) from n_samples_energy fresh samples, with its error, drawn
-    M at a time from the same chains; stranded chains (see stranded_chains) left out and counted."""
-    config = state.config.replace(
-        n_samples=sampling.n_samples, n_chains=sampling.n_chains, n_samples_final=n_samples_energy,
-        chunk_size=sampling.chunk_size,
-    )
-    vstate = build_sampling_state(state, sampling, model, variables)
-    hamiltonian, _ = plan_step(config, build_system(config.L, config.J2), vstate)
-    e_loc, log_prob = [], []
-    for _ in range(max(1, math.ceil(n_samples_energy / sampling.n_samples))):
-        vstate.reset()
-        e_loc.append(np.asarray(vstate.local_estimators(hamiltonian).data))
-        samples_CxTxN = vstate.samples
-        log_psi = vstate.log_value(samples_CxTxN.reshape(-1, samples_CxTxN.shape[-1]))
-        log_prob.append(2 * np.real(np.asarray(log_psi)).reshape(samples_CxTxN.shape[:2]))
-    stranded = stranded_chains(np.concatenate(log_prob, axis=-1))
-    e_loc_CxT = np.concatenate(e_loc, axis=-1)
+    M at a time by the same chains; stranded chains (vitnqs.fresh_chains) left out and counted."""
+    e_loc_CxT, log_prob_CxT, _ = draw_from_fresh_chains(state, sampling, n_samples_energy,
+                                                        model, variables)
+    stranded = stranded_chains(log_prob_CxT)
     if not np.all(np.isfinite(e_loc_CxT[~stranded])):
         raise NonFiniteError("non-finite local energies in the freeze ablation's estimate")
-    return {**energy_statistics(e_loc_CxT[~stranded], config.n_sites),
+    return {**energy_statistics(e_loc_CxT[~stranded], state.config.n_sites),
             "n_chains_stranded": int(stranded.sum())}
 
 
