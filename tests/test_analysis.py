@@ -14,24 +14,20 @@ from train_helpers import TINY_RUN
 from vitnqs import io, load_run
 from vitnqs import shastry_sutherland as ss
 from vitnqs.analysis import (
+    LOG_PROB_GAP,
     Sampling,
     WeightMoments,
     attention_weights,
+    draw_samples,
     fixed_inputs,
     input_dependence,
     input_dependence_index,
     run_attention_maps,
     sampled_moments,
-)
-from vitnqs.config import RunConfig
-from vitnqs.fresh_chains import (
-    LOG_PROB_GAP,
-    chain_census,
-    ising_energy_per_site,
-    parallel_fraction,
     stranded_chains,
 )
-from vitnqs.system import build_system
+from vitnqs.config import RunConfig
+from vitnqs.fresh_chains import chain_census, ising_energy_per_site, parallel_fraction
 from vitnqs.frozen_attention import (
     R_HAT_MAX,
     FrozenAttentionViT,
@@ -39,6 +35,7 @@ from vitnqs.frozen_attention import (
     freeze_ablation,
     frozen_network,
 )
+from vitnqs.system import build_system
 from vitnqs.train import build_model, run
 from vitnqs.trained import TrainedState
 
@@ -178,6 +175,20 @@ def test_fresh_chains_that_miss_the_final_energy_or_do_not_mix_are_flagged():
     assert table.loc["agrees", "fresh_minus_final_sigma"] == pytest.approx(-0.0002 / np.hypot(1e-4, 1e-4))
     assert np.isnan(table.loc["old-file", "energy_r_hat"])
     assert table.loc["apart", "energy_final"] == -0.5
+
+
+def test_samples_of_a_stranded_chain_are_left_out_of_every_average(monkeypatch):
+    """What the attention averages, the index and the frozen weights see: the draw less the
+    samples of the chains stranded_chains names (here chain 3, by fiat), in chain order."""
+    state = initial_state("t5")
+    full_SxN = draw_samples(state, SMALL)
+    assert full_SxN.shape == (SMALL.n_samples, state.config.n_sites)  # none stranded
+    monkeypatch.setattr("vitnqs.analysis.stranded_chains",
+                        lambda log_prob_CxT: np.arange(len(log_prob_CxT)) == 3)
+    per_chain = full_SxN.reshape(SMALL.n_chains, -1, state.config.n_sites)
+    kept_SxN = np.delete(per_chain, 3, axis=0).reshape(-1, state.config.n_sites)
+    assert len(kept_SxN) == SMALL.n_samples - SMALL.n_samples // SMALL.n_chains
+    np.testing.assert_array_equal(draw_samples(state, SMALL), kept_SxN)
 
 
 def test_chain_census_of_a_run_adds_up_to_its_ablation_energy(factored_run):

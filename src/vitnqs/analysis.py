@@ -179,10 +179,36 @@ def build_sampling_state(state: TrainedState, sampling: Sampling, model=None, va
     )
 
 
+LOG_PROB_GAP = 20.0
+"""A fresh chain whose mean log|psi|^2 lies this far below the median chain's is stranded."""
+
+
+def stranded_chains(log_prob_CxT: np.ndarray, gap: float = LOG_PROB_GAP) -> np.ndarray:
+    """(C,) True for chains whose mean log|psi|^2 is more than `gap` below the median chain's.
+
+    Fresh chains start from random Sz = 0 states. One can settle on a local maximum of |psi|^2
+    that the exchange moves cannot leave and that weighs e^-gap or less per configuration against
+    the typical ones: its samples are not samples of |psi|^2 (10x10 decoupled `reduced-damped`:
+    15 of 600 chains in ferromagnetic domains, ~30 below, local energies near +0.5 per site where
+    the rest give -0.4925; vitnqs.fresh_chains, results/benchmarks/notes.md, session 28).
+    """
+    chain_mean = log_prob_CxT.mean(axis=1)
+    return chain_mean < np.median(chain_mean) - gap
+
+
+def log_probabilities(vstate, samples_CxTxN: np.ndarray) -> np.ndarray:
+    """(C, T) log|psi|^2 of the state's network at configurations (C, T, N)."""
+    log_psi = vstate.log_value(samples_CxTxN.reshape(-1, samples_CxTxN.shape[-1]))
+    return 2 * np.real(np.asarray(log_psi)).reshape(samples_CxTxN.shape[:2])
+
+
 def draw_samples(state: TrainedState, sampling: Sampling) -> np.ndarray:
-    """(S, N) configurations drawn from |psi|^2 of the state."""
-    samples = build_sampling_state(state, sampling).samples
-    return np.asarray(samples).reshape(-1, state.config.n_sites)
+    """(S, N) configurations drawn from |psi|^2 of the state: M from fresh chains, less the
+    samples of stranded chains (S = M where none is)."""
+    vstate = build_sampling_state(state, sampling)
+    samples_CxTxN = np.asarray(vstate.samples)
+    kept = ~stranded_chains(log_probabilities(vstate, samples_CxTxN))
+    return samples_CxTxN[kept].reshape(-1, state.config.n_sites)
 
 
 def sampled_moments(state: TrainedState, sampling: Sampling):

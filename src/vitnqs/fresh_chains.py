@@ -6,7 +6,8 @@ leave and that carries no weight against the typical configurations: its samples
 of |psi|^2, and its local energies can lie far from the rest (10x10 decoupled `reduced-damped`:
 15 of 600 chains in ferromagnetic domains, log|psi|^2 ~30 below the typical, local energies near
 +0.5 per site; results/benchmarks/notes.md, session 28). Such chains are told apart by their mean
-log|psi|^2 (`stranded_chains`); `chain_census` describes every chain so that the choice can be
+log|psi|^2 (vitnqs.analysis.stranded_chains, which every analysis leaves out); `chain_census`
+describes every chain so that the choice can be
 checked: its mean local energy, log|psi|^2, the Ising (diagonal) part of its local energy and
 the fraction of parallel nearest neighbours.
 """
@@ -19,20 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vitnqs.analysis import Sampling, build_sampling_state
+from vitnqs.analysis import Sampling, build_sampling_state, log_probabilities, stranded_chains
 from vitnqs.system import J1J2System, build_system, energy_per_site
 from vitnqs.train import plan_step
 from vitnqs.trained import TrainedState
-
-LOG_PROB_GAP = 20.0
-"""A fresh chain whose mean log|psi|^2 lies this far below the median chain's is stranded."""
-
-
-def stranded_chains(log_prob_CxT: np.ndarray, gap: float = LOG_PROB_GAP) -> np.ndarray:
-    """(C,) True for chains whose mean log|psi|^2 is more than `gap` below the median chain's:
-    a weight e^-gap or less per configuration against the typical ones."""
-    chain_mean = log_prob_CxT.mean(axis=1)
-    return chain_mean < np.median(chain_mean) - gap
 
 
 def draw_from_fresh_chains(state: TrainedState, sampling: Sampling, n_samples: int,
@@ -51,8 +42,7 @@ def draw_from_fresh_chains(state: TrainedState, sampling: Sampling, n_samples: i
         vstate.reset()
         e_loc.append(np.asarray(vstate.local_estimators(hamiltonian).data))
         samples_CxTxN = np.asarray(vstate.samples)
-        log_psi = vstate.log_value(samples_CxTxN.reshape(-1, samples_CxTxN.shape[-1]))
-        log_prob.append(2 * np.real(np.asarray(log_psi)).reshape(samples_CxTxN.shape[:2]))
+        log_prob.append(log_probabilities(vstate, samples_CxTxN))
         spins.append(samples_CxTxN)
     return (np.concatenate(e_loc, axis=1), np.concatenate(log_prob, axis=1),
             np.concatenate(spins, axis=1))

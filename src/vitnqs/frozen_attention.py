@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from jax import Array
 
-from vitnqs.analysis import Sampling, sampled_moments
-from vitnqs.fresh_chains import draw_from_fresh_chains, stranded_chains
+from vitnqs.analysis import Sampling, sampled_moments, stranded_chains
+from vitnqs.fresh_chains import draw_from_fresh_chains
 from vitnqs.model import ViT, _AttentionBase
 from vitnqs.recorder import NonFiniteError
 from vitnqs.train import energy_statistics
@@ -74,7 +74,7 @@ def sample_average_attention(state: TrainedState, sampling: Sampling) -> np.ndar
 def estimate_energy(state: TrainedState, sampling: Sampling, n_samples_energy: int,
                     model=None, variables=None) -> dict[str, float]:
     """Energy per site (J1, S = 1/2) from n_samples_energy fresh samples, with its error, drawn
-    M at a time by the same chains; stranded chains (vitnqs.fresh_chains) left out and counted."""
+    M at a time by the same chains; stranded chains (vitnqs.analysis.stranded_chains) left out and counted."""
     e_loc_CxT, log_prob_CxT, _ = draw_from_fresh_chains(state, sampling, n_samples_energy,
                                                         model, variables)
     stranded = stranded_chains(log_prob_CxT)
