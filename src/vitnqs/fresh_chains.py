@@ -7,9 +7,8 @@ of |psi|^2, and its local energies can lie far from the rest (10x10 decoupled `r
 15 of 600 chains in ferromagnetic domains, log|psi|^2 ~30 below the typical, local energies near
 +0.5 per site; results/benchmarks/notes.md, session 28). Such chains are told apart by their mean
 log|psi|^2 (vitnqs.analysis.stranded_chains, which every analysis leaves out); `chain_census`
-describes every chain so that the choice can be
-checked: its mean local energy, log|psi|^2, the Ising (diagonal) part of its local energy and
-the fraction of parallel nearest neighbours.
+describes every chain so that the choice can be checked: its mean local energy, log|psi|^2, the
+Ising (diagonal) part of its local energy and the fraction of parallel nearest neighbours.
 """
 
 from __future__ import annotations
