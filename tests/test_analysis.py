@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import random_sz0_configurations
 from train_helpers import TINY_RUN
@@ -34,6 +35,7 @@ from vitnqs.frozen_attention import (
     ablation_table,
     freeze_ablation,
     frozen_network,
+    sample_average_attention,
 )
 from vitnqs.system import build_system
 from vitnqs.train import build_model, run
@@ -172,7 +174,8 @@ def test_fresh_chains_that_miss_the_final_energy_or_do_not_mix_are_flagged():
     ).set_index("run_id")
     assert table["chains_agree"].to_dict() == {
         "agrees": True, "old-file": True, "apart": False, "unmixed": False}
-    assert table.loc["agrees", "fresh_minus_final_sigma"] == pytest.approx(-0.0002 / np.hypot(1e-4, 1e-4))
+    z = table.loc["agrees", "fresh_minus_final_sigma"]
+    assert z == pytest.approx(-0.0002 / np.hypot(1e-4, 1e-4))
     assert np.isnan(table.loc["old-file", "energy_r_hat"])
     assert table.loc["apart", "energy_final"] == -0.5
 
@@ -201,6 +204,11 @@ def test_chain_census_of_a_run_adds_up_to_its_ablation_energy(factored_run):
     assert census["energy"].mean() == pytest.approx(ablation["energy"], rel=1e-12)
     assert census["parallel_fraction"].between(0, 1).all()
     assert np.median(census["log_prob"]) == pytest.approx(0.0, abs=1e-12)
+    # factored attention ignores the input: its frozen copy samples the same, chain by chain
+    state = load_run(factored_run)
+    network = frozen_network(state, sample_average_attention(state, SMALL))
+    frozen = chain_census(state, SMALL, 256, *network)
+    pd.testing.assert_frame_equal(frozen, census)
 
 
 @pytest.mark.parametrize("J2", [0.0, 0.5])

@@ -71,12 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     chains.add_argument("--out", type=Path, required=True, help="CSV file of the rows")
     chains.add_argument("--samples", type=int, default=18000,
                         help="samples drawn by the chains in all (default 18000: 30 per chain)")
+    chains.add_argument("--frozen", action="store_true",
+                        help="the chains of the freeze ablation's frozen copy of the network")
     chains.add_argument("--config", type=Path, action="append", default=None,
                         help="workflow config file(s) whose analysis sampling is used (default "
                              "config/config.yaml)")
     args = parser.parse_args(argv)
     if args.command == "fresh-chains":
-        return _fresh_chains(args.run_dir, args.out, args.samples,
+        return _fresh_chains(args.run_dir, args.out, args.samples, args.frozen,
                              args.config or [Path("config/config.yaml")])
     if args.command == "analyse":
         return _analyse(args.job, args.run_dir, args.config or [Path("config/config.yaml")])
@@ -183,7 +185,8 @@ def _analyse(job: str, run_dir: Path, config_files: list[Path]) -> int:
     return 0
 
 
-def _fresh_chains(run_dir: Path, out: Path, n_samples: int, config_files: list[Path]) -> int:
+def _fresh_chains(run_dir: Path, out: Path, n_samples: int, frozen: bool,
+                  config_files: list[Path]) -> int:
     """vitnqs.fresh_chains.chain_census of a finished run with the analysis sampling -> CSV."""
     from vitnqs import analysis_jobs
     from vitnqs.fresh_chains import write_chain_census
@@ -191,7 +194,7 @@ def _fresh_chains(run_dir: Path, out: Path, n_samples: int, config_files: list[P
     if _unfinished(run_dir):
         return 2
     settings = analysis_jobs.analysis_settings(_workflow_config(config_files))
-    write_chain_census(run_dir, out, analysis_jobs.sampling_settings(settings), n_samples)
+    write_chain_census(run_dir, out, analysis_jobs.sampling_settings(settings), n_samples, frozen)
     print(out)
     return 0
 

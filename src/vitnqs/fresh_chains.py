@@ -66,13 +66,16 @@ def parallel_fraction(system: J1J2System, spins_xN: np.ndarray) -> np.ndarray:
     return (np.asarray(spins_xN)[..., i] == np.asarray(spins_xN)[..., j]).mean(axis=-1)
 
 
-def chain_census(state: TrainedState, sampling: Sampling, n_samples: int) -> pd.DataFrame:
+def chain_census(state: TrainedState, sampling: Sampling, n_samples: int,
+                 model=None, variables=None) -> pd.DataFrame:
     """One row per fresh chain after drawing n_samples: means over its samples of the local
     energy per site, of log|psi|^2 minus the median chain's, of the Ising part of the local
-    energy, of the parallel nearest-neighbour fraction; and whether it is stranded."""
+    energy, of the parallel nearest-neighbour fraction; and whether it is stranded. Optionally of
+    another network on the state's sampler (the freeze ablation's frozen copy)."""
     config = state.config
     system = build_system(config.L, config.J2)
-    e_loc_CxT, log_prob_CxT, spins_CxTxN = draw_from_fresh_chains(state, sampling, n_samples)
+    e_loc_CxT, log_prob_CxT, spins_CxTxN = draw_from_fresh_chains(state, sampling, n_samples,
+                                                                    model, variables)
     chain_log_prob = log_prob_CxT.mean(axis=1)
     return pd.DataFrame({
         "run_id": config.run_id, "step": state.step, "chain": np.arange(len(e_loc_CxT)),
@@ -86,12 +89,17 @@ def chain_census(state: TrainedState, sampling: Sampling, n_samples: int) -> pd.
 
 
 def write_chain_census(run_dir: Path | str, out: Path | str, sampling: dict,
-                       n_samples: int) -> None:
-    """chain_census of a finished run's final state -> CSV `out`, provenance record beside it."""
+                       n_samples: int, frozen: bool = False) -> None:
+    """chain_census of a finished run's final state -> CSV `out`, provenance record beside it;
+    with `frozen`, of its copy with attention frozen to the sample mean (frozen_attention)."""
     from vitnqs import io, provenance
     from vitnqs.analysis_jobs import provenance_path
+    from vitnqs.frozen_attention import frozen_network, sample_average_attention
     from vitnqs.trained import load_run
 
     with provenance.recorded(provenance_path(out), run=str(run_dir), sampling=sampling,
-                             n_samples=n_samples):
-        io.write_csv(out, chain_census(load_run(run_dir), Sampling(**sampling), n_samples))
+                             n_samples=n_samples, frozen=frozen):
+        state, settings = load_run(run_dir), Sampling(**sampling)
+        network = (frozen_network(state, sample_average_attention(state, settings)) if frozen
+                   else (None, None))
+        io.write_csv(out, chain_census(state, settings, n_samples, *network))

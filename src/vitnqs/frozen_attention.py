@@ -74,7 +74,8 @@ def sample_average_attention(state: TrainedState, sampling: Sampling) -> np.ndar
 def estimate_energy(state: TrainedState, sampling: Sampling, n_samples_energy: int,
                     model=None, variables=None) -> dict[str, float]:
     """Energy per site (J1, S = 1/2) from n_samples_energy fresh samples, with its error, drawn
-    M at a time by the same chains; stranded chains (vitnqs.analysis.stranded_chains) left out and counted."""
+    M at a time by the same chains; stranded chains (vitnqs.analysis.stranded_chains) left out
+    and counted."""
     e_loc_CxT, log_prob_CxT, _ = draw_from_fresh_chains(state, sampling, n_samples_energy,
                                                         model, variables)
     stranded = stranded_chains(log_prob_CxT)
