@@ -178,6 +178,7 @@ def test_fresh_chains_that_miss_the_final_energy_or_do_not_mix_are_flagged():
     assert z == pytest.approx(-0.0002 / np.hypot(1e-4, 1e-4))
     assert np.isnan(table.loc["old-file", "energy_r_hat"])
     assert table.loc["apart", "energy_final"] == -0.5
+    assert ablation_table([], summaries).empty  # a config that selects no ablation run
 
 
 def test_samples_of_a_stranded_chain_are_left_out_of_every_average(monkeypatch):

@@ -128,7 +128,7 @@ def ablation_table(ablations: list[dict], summaries: dict[str, dict]) -> pd.Data
     it), each estimate's R-hat at most R_HAT_MAX. Where chains do not agree, the energy change
     of that row is not a measurement of the freeze.
     """
-    table = pd.DataFrame(ablations)
+    table = pd.DataFrame(ablations or {"run_id": [], "energy": [], "energy_error": []})
     final = table["run_id"].map(lambda run_id: summaries[run_id]["energy_per_site"])
     final_error = table["run_id"].map(lambda run_id: summaries[run_id]["energy_error"])
     table["energy_final"], table["energy_final_error"] = final, final_error
