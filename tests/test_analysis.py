@@ -12,7 +12,7 @@ import pytest
 from conftest import random_sz0_configurations
 from train_helpers import TINY_RUN
 
-from vitnqs import io, load_run
+from vitnqs import cli, io, load_run
 from vitnqs import shastry_sutherland as ss
 from vitnqs.analysis import (
     LOG_PROB_GAP,
@@ -210,6 +210,24 @@ def test_chain_census_of_a_run_adds_up_to_its_ablation_energy(factored_run):
     network = frozen_network(state, sample_average_attention(state, SMALL))
     frozen = chain_census(state, SMALL, 256, *network)
     pd.testing.assert_frame_equal(frozen, census)
+
+
+def test_fresh_chains_command_writes_the_census_of_finished_runs_only(factored_run, tmp_path,
+                                                                      capsys):
+    config = tmp_path / "analysis.yaml"
+    io.write_yaml(config, {"analysis": {"n_samples": 128, "n_chains": 16,
+                                        "n_discard_per_chain": 2, "chunk_size": 64}})
+    out = tmp_path / "census.csv"
+    args = ["fresh-chains", "--out", str(out), "--config", str(config)]
+    assert cli.main([*args, str(tmp_path)]) == 2  # no summary.json: not a finished run
+    assert "no summary.json" in capsys.readouterr().err and not out.exists()
+    assert cli.main([*args, str(factored_run), "--samples", "0"]) == 2
+    assert "--samples must be at least 1" in capsys.readouterr().err and not out.exists()
+    assert cli.main([*args, str(factored_run), "--samples", "256", "--frozen"]) == 0
+    census = io.read_csv(out)
+    assert len(census) == 16 and not census["stranded"].any()
+    record = io.read_json(tmp_path / "census.provenance.json")
+    assert record["settings"]["frozen"] is True and record["settings"]["sampling"]["n_chains"] == 16
 
 
 @pytest.mark.parametrize("J2", [0.0, 0.5])

@@ -159,6 +159,7 @@ def _workflow_config(config_files: list[Path]) -> dict:
 
 
 def _unfinished(run_dir: Path) -> bool:
+    """True, with the reason on stderr, for a run folder without summary.json."""
     if (run_dir / "summary.json").exists():
         return False
     print(f"vitnqs: {run_dir} has no summary.json: only finished runs are analysed",
@@ -191,6 +192,9 @@ def _fresh_chains(run_dir: Path, out: Path, n_samples: int, frozen: bool,
     from vitnqs import analysis_jobs
     from vitnqs.fresh_chains import write_chain_census
 
+    if n_samples < 1:
+        print(f"vitnqs: --samples must be at least 1, got {n_samples}", file=sys.stderr)
+        return 2
     if _unfinished(run_dir):
         return 2
     settings = analysis_jobs.analysis_settings(_workflow_config(config_files))
