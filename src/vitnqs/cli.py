@@ -12,6 +12,9 @@ from pathlib import Path
 from vitnqs.analysis_jobs import OUTPUTS
 from vitnqs.gpus import set_xla_flags
 
+DEFAULT_CONFIG = Path("config/config.yaml")
+"""The workflow config whose analysis settings `analyse` and `fresh-chains` use by default."""
+
 
 def main(argv: list[str] | None = None) -> int:
     set_xla_flags()
@@ -79,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "fresh-chains":
         return _fresh_chains(args.run_dir, args.out, args.samples, args.frozen,
-                             args.config or [Path("config/config.yaml")])
+                             args.config or [DEFAULT_CONFIG])
     if args.command == "analyse":
-        return _analyse(args.job, args.run_dir, args.config or [Path("config/config.yaml")])
+        return _analyse(args.job, args.run_dir, args.config or [DEFAULT_CONFIG])
     if args.command == "sr-spectrum":
         return _sr_spectrum(args.run_dir, args.out, args.shifts, args.steps)
 

@@ -1,14 +1,11 @@
 """Fresh sampling chains of a trained state, chain by chain: which are stranded, and on what.
 
-The analysis jobs sample a trained state from fresh chains (random Sz = 0 starts, Metropolis
-exchange moves). A chain can settle on a local maximum of |psi|^2 that the exchange moves cannot
-leave and that carries no weight against the typical configurations: its samples are not samples
-of |psi|^2, and its local energies can lie far from the rest (10x10 decoupled `reduced-damped`:
-15 of 600 chains in ferromagnetic domains, log|psi|^2 ~30 below the typical, local energies near
-+0.5 per site; results/benchmarks/notes.md, session 28). Such chains are told apart by their mean
-log|psi|^2 (vitnqs.analysis.stranded_chains, which every analysis leaves out); `chain_census`
-describes every chain so that the choice can be checked: its mean local energy, log|psi|^2, the
-Ising (diagonal) part of its local energy and the fraction of parallel nearest neighbours.
+The analyses sample a trained state from fresh chains and leave out the stranded ones
+(vitnqs.analysis.stranded_chains says what they are and how they were found).
+`draw_from_fresh_chains` draws local energies, log|psi|^2 and configurations chain by chain;
+`chain_census` describes every chain so that the choice can be checked: its mean local energy,
+log|psi|^2, the Ising (diagonal) part of its local energy and the fraction of parallel nearest
+neighbours.
 """
 
 from __future__ import annotations

@@ -116,6 +116,11 @@ Z_MAX = 3.0
 """Fresh chains and the run's own final energy agree when they differ by at most Z_MAX sigma."""
 
 
+RECORDED_SINCE_SESSION_28 = ("n_chains_stranded", "n_chains_stranded_frozen", "energy_r_hat",
+                             "energy_frozen_r_hat")
+"""Fields of an ablation file that earlier files lack; their table cells stay empty."""
+
+
 def ablation_table(ablations: list[dict], summaries: dict[str, dict]) -> pd.DataFrame:
     """One row per freeze ablation, checked against its run's final energy.
 
@@ -135,13 +140,10 @@ def ablation_table(ablations: list[dict], summaries: dict[str, dict]) -> pd.Data
     table["fresh_minus_final_sigma"] = (
         (table["energy"] - final) / np.hypot(table["energy_error"], final_error)
     )
-    agree = table["fresh_minus_final_sigma"].abs() <= Z_MAX
-    for column in ("n_chains_stranded", "n_chains_stranded_frozen"):
-        if column not in table:  # files written before stranded chains were left out
-            table[column] = np.nan
-    for column in ("energy_r_hat", "energy_frozen_r_hat"):
-        if column not in table:
-            table[column] = np.nan
-        agree &= ~(table[column] > R_HAT_MAX)  # a missing R-hat does not count against
-    table["chains_agree"] = agree
+    for column in RECORDED_SINCE_SESSION_28:
+        table[column] = table.get(column, np.nan)
+    table["chains_agree"] = (  # a missing R-hat does not count against
+        (table["fresh_minus_final_sigma"].abs() <= Z_MAX)
+        & ~(table["energy_r_hat"] > R_HAT_MAX) & ~(table["energy_frozen_r_hat"] > R_HAT_MAX)
+    )
     return table
