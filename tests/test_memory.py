@@ -1,6 +1,9 @@
 """Chunk sizes from free device memory: divisors of M, powers of two, within the budget."""
 
-from vitnqs.memory import MEMORY_FRACTION, MIN_BLOCK_SIZE, choose_sizes, largest_divisor_at_most
+from vitnqs.exchange import DEFAULT_BLOCK_SIZE
+from vitnqs.memory import (
+    HOST_CHUNK_SAMPLES, MEMORY_FRACTION, MIN_BLOCK_SIZE, choose_sizes, largest_divisor_at_most,
+)
 
 
 def test_largest_divisor():
@@ -10,10 +13,15 @@ def test_largest_divisor():
     assert largest_divisor_at_most(97, 50) == 1
 
 
-def test_cpu_keeps_defaults():
-    assert choose_sizes(n_samples=6000, n_bonds=400, n_params=10**5, free_bytes=None,
-                        forward_bytes_per_config=None, jacobian_bytes_per_sample=None) == (
-        None, 8192, None)
+def test_a_device_without_memory_figures_gets_chunks_a_host_can_hold():
+    """CPU: no free memory reported. Unchunked, M = 6000 asked a CPU for 98 GB; chunks are the
+    largest divisor of the device's samples up to HOST_CHUNK_SAMPLES; small M stays whole."""
+    cpu = dict(n_bonds=400, n_params=10**5, free_bytes=None, forward_bytes_per_config=None,
+               jacobian_bytes_per_sample=None)
+    assert choose_sizes(n_samples=6000, **cpu) == (250, DEFAULT_BLOCK_SIZE, None)
+    assert choose_sizes(n_samples=12000, n_devices=2, **cpu)[0] == 250  # per device
+    assert choose_sizes(n_samples=HOST_CHUNK_SAMPLES, **cpu)[0] is None
+    assert choose_sizes(n_samples=97 * 3, **cpu)[0] == 97  # a divisor, however small
 
 
 def test_plan_fits_the_budget():
