@@ -44,6 +44,11 @@ def draw_from_fresh_chains(state: TrainedState, sampling: Sampling, n_samples: i
             np.concatenate(spins, axis=1))
 
 
+def _bond_ends(system: J1J2System, color: int) -> tuple[np.ndarray, np.ndarray]:
+    """Site indices (i, j) of the J1 (color 0) or J2 (color 1) bonds."""
+    return tuple(np.asarray(system.graph.edges(filter_color=color)).T)
+
+
 def ising_energy_per_site(system: J1J2System, spins_xN: np.ndarray) -> np.ndarray:
     """The diagonal part of the J1-J2 energy per site (J1, S = 1/2) of +-1 configurations:
     (sum over J1 bonds of s_i s_j + J2 sum over J2 bonds) / 4N; Neel and stripe states give
@@ -51,7 +56,7 @@ def ising_energy_per_site(system: J1J2System, spins_xN: np.ndarray) -> np.ndarra
     spins_xN = np.asarray(spins_xN, dtype=float)
     total = 0.0
     for color, coupling in ((0, 1.0), (1, system.J2)):
-        i, j = np.asarray(system.graph.edges(filter_color=color)).T
+        i, j = _bond_ends(system, color)
         total = total + coupling * (spins_xN[..., i] * spins_xN[..., j]).sum(axis=-1)
     return total / (4 * system.n_sites)
 
@@ -59,7 +64,7 @@ def ising_energy_per_site(system: J1J2System, spins_xN: np.ndarray) -> np.ndarra
 def parallel_fraction(system: J1J2System, spins_xN: np.ndarray) -> np.ndarray:
     """Fraction of nearest-neighbour pairs with parallel spins (1/2 for random configurations,
     0 for the Neel state)."""
-    i, j = np.asarray(system.graph.edges(filter_color=0)).T
+    i, j = _bond_ends(system, 0)
     return (np.asarray(spins_xN)[..., i] == np.asarray(spins_xN)[..., j]).mean(axis=-1)
 
 
