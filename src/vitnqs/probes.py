@@ -41,13 +41,15 @@ PROBE_COLUMNS = (
 @dataclass(frozen=True)
 class RunRecord:
     """What the files of one run say: its config.yaml mapping, its history.csv (None if it has
-    none), its summary.json mapping (None unless finished), and for a run kept under
-    results/failed/ what ended it (``vitnqs.failed.FailedRun.outcome``; None for the others)."""
+    none), its summary.json mapping (None unless finished), for a run that was taken out or
+    stopped what ended it (``vitnqs.failed.FailedRun.outcome``; None for the others), and the
+    folder under results/ its files sit in (``vitnqs.records.SOURCES``)."""
 
     config: dict
     history: pd.DataFrame | None
     summary: dict | None = None
     failed: str | None = None
+    source: str = "runs"
 
 
 def start_of(config: dict) -> tuple:

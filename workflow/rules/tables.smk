@@ -6,6 +6,8 @@ from vitnqs.failed import STOPPED_NOTE
 # why): read by run_status and table_probes.
 FAILED_HISTORIES = sorted(glob.glob(f"{RESULTS}/failed/*/history.csv"))
 STOP_NOTES = sorted(glob.glob(f"{RESULTS}/failed/*/{STOPPED_NOTE}"))
+# Starts trained for their first steps only (vitnqs train --until-step): read by table_starts.
+START_PROBES = sorted(glob.glob(f"{RESULTS}/probes/starts/*/history.csv"))
 
 
 rule table1:
@@ -81,7 +83,8 @@ rule table_probes:
         config_files=workflow.configfiles,
         failed=FAILED_HISTORIES,
         stop_notes=STOP_NOTES,
-        code=["src/vitnqs/probes.py", "src/vitnqs/tables.py", "src/vitnqs/failed.py"],
+        code=["src/vitnqs/probes.py", "src/vitnqs/records.py", "src/vitnqs/tables.py",
+              "src/vitnqs/failed.py"],
     output:
         csv=report(f"{RESULTS}/tables/probes.csv", caption="../report/probes.rst",
                    category="Tables"),
@@ -95,3 +98,29 @@ rule table_probes:
         "../../environment.yml"
     script:
         "../scripts/table_probes.py"
+
+
+# Fast and slow starts (vitnqs.starts): how every run with a history began (its first
+# FAST_START_STEPS steps) beside where it ended, with the start probes of probes/starts/.
+rule table_starts:
+    input:
+        summaries=finished_summaries(),
+        checkpoints=checkpoints_of_unfinished_runs(),
+        config_files=workflow.configfiles,
+        failed=FAILED_HISTORIES,
+        stop_notes=STOP_NOTES,
+        start_probes=START_PROBES,
+        code=["src/vitnqs/starts.py", "src/vitnqs/records.py", "src/vitnqs/probes.py"],
+    output:
+        csv=report(f"{RESULTS}/tables/starts.csv", caption="../report/starts.rst",
+                   category="Tables"),
+        summary=f"{RESULTS}/tables/starts_summary.csv",
+        md=f"{RESULTS}/tables/starts.md",
+    params:
+        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+    log:
+        f"{RESULTS}/logs/table_starts.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_starts.py"

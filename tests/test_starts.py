@@ -1,0 +1,126 @@
+"""Fast and slow starts: a start is fast if its energy per site comes within 10 % of the reference
+energy in its first 25 steps; the table reads every start with a history (runs of the grid,
+failed/, probes/starts/) and counts them per system, protocol and mechanism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vitnqs import io
+from vitnqs.config import RunConfig
+from vitnqs.probes import RunRecord
+from vitnqs.records import START_PROBE_REASON, read_records
+from vitnqs.starts import (
+    FAST_START_STEPS,
+    first_step_near,
+    format_starts,
+    is_fast_start,
+    summary_starts,
+    table_starts,
+)
+
+E0 = -0.50380965  # 6x6, J2 = 0.5: exact diagonalization
+
+
+def config(attention="t5", seed=0, L=6, **changes):
+    return RunConfig.from_dict({"L": L, "J2": 0.5, "n_layers": 4, "attention": attention,
+                                "seed": seed, "protocol": "paper", "n_steps": 5000,
+                                **changes}).to_dict()
+
+
+def history(energies, acceptance=0.2):
+    return pd.DataFrame({"step": np.arange(len(energies)), "energy": energies,
+                         "acceptance": acceptance})
+
+
+def slow(n_steps, acceptance=0.06):
+    """A plateau at -0.15 per site, 70 % above the ground state."""
+    return history(np.full(n_steps, -0.15), acceptance)
+
+
+def fast(n_steps, near_at=10):
+    """Far above the ground state, then within 1 % of it from step near_at on."""
+    energies = np.where(np.arange(n_steps) < near_at, -0.2, 0.99 * E0)
+    return history(energies)
+
+
+def test_first_step_near_is_the_first_within_10_percent_and_never_a_blow_up():
+    assert first_step_near(np.array([-0.05, -0.2, -0.46, -0.49]), E0) == 2  # 8.7 % above
+    assert first_step_near(np.array([-0.2, -0.45, -0.5]), E0) == 2  # -0.45 is 10.7 % above
+    # a diverging run's energies run far below E0, then turn non-finite: never near
+    assert first_step_near(np.array([-0.2, -3.6e4, np.nan]), E0) is None
+    assert first_step_near(np.array([]), E0) is None
+
+
+@pytest.mark.parametrize("first_near, steps, expected", [
+    (12, 5000, True), (FAST_START_STEPS - 1, FAST_START_STEPS, True),
+    (FAST_START_STEPS, 5000, False), (None, FAST_START_STEPS, False), (60, 68, False),
+    (None, FAST_START_STEPS - 1, None),  # too short to tell
+])
+def test_a_start_is_fast_if_near_within_its_first_25_steps(first_near, steps, expected):
+    assert is_fast_start(first_near, steps) is expected
+
+
+def test_the_counts_separate_fast_from_slow_starts_and_their_final_errors():
+    records = {
+        "t5 finished": RunRecord(config(seed=0), slow(5000), {"relative_error": 1.2e-3}),
+        "t5 diverged": RunRecord(config(seed=3), slow(68), failed="diverged at step 68",
+                                 source="failed"),
+        "t5 probe": RunRecord(config(seed=5), slow(25), failed="stopped after 25 steps",
+                              source="probes/starts"),
+        "t5 too short": RunRecord(config(seed=6), slow(10), failed="stopped after 10 steps",
+                                  source="probes/starts"),
+        "damped probe": RunRecord(config(seed=5, protocol="paper-damped", diag_shift=1e-2),
+                                  fast(100, near_at=16), failed="stopped", source="probes/starts"),
+        "decoupled 0": RunRecord(config("decoupled", 0), fast(5000), {"relative_error": 7.4e-4}),
+        "decoupled 1": RunRecord(config("decoupled", 1), fast(5000), {"relative_error": 7.0e-4}),
+        "no history": RunRecord(config("factored"), None),
+    }
+    table = table_starts(records).set_index("run_id")
+    assert "no history" not in table.index
+    assert table.loc["t5 finished", "fast_start"] is False
+    assert table.loc["t5 too short", "fast_start"] is None
+    assert table.loc["damped probe", "first_step_near"] == 16
+    assert table.loc["t5 finished", "lowest_early_acceptance"] == pytest.approx(0.06)
+    assert table.loc["t5 diverged", "source"] == "failed"
+
+    summary = summary_starts(table.reset_index()).set_index(["protocol", "attention"])
+    t5 = summary.loc[("paper", "t5")]
+    assert (t5.starts, t5.fast, t5.diverged) == (3, 0, 1)  # the 10-step probe is not counted
+    assert (t5.finished_fast, t5.finished_slow) == ("", "1.20e-03")
+    assert summary.loc[("paper", "decoupled")].finished_fast == "7.00e-04 to 7.40e-04"
+    assert summary.loc[("paper-damped", "t5")].fast == 1
+    text = format_starts(table.reset_index(), summary.reset_index())
+    assert "paper-damped" in text and "probes/starts" in text
+
+
+def test_a_system_without_a_reference_energy_has_starts_of_unknown_kind():
+    records = {"12x12": RunRecord(config(L=12), fast(30))}
+    table = table_starts(records)
+    assert table.fast_start.isna().all() and table.first_step_near.isna().all()
+    assert summary_starts(table).starts.tolist() == [0]
+
+
+def write_run(folder, run_config, energies, summary=None):
+    folder.mkdir(parents=True)
+    io.write_yaml(folder / "config.yaml", run_config)
+    io.write_csv(folder / "history.csv", history(energies))
+    if summary:
+        io.write_json(folder / "summary.json", summary)
+    return folder
+
+
+def test_records_are_read_from_runs_failed_and_start_probe_folders(tmp_path):
+    grid_run = write_run(tmp_path / "runs" / "L6_a", config(), [-0.1, -0.5],
+                         {"relative_error": 1e-3})
+    failed = write_run(tmp_path / "failed" / "L6_b", config(seed=3), [-0.1, -0.2, -0.3])
+    probe = write_run(tmp_path / "probes" / "starts" / "L6_c", config(seed=5), [-0.1] * 25)
+    records = read_records({"L6_a": config(), "L6_unstarted": config(seed=9)}, [grid_run],
+                           failed_dirs=[failed], start_dirs=[probe])
+    assert records["L6_a"].summary == {"relative_error": 1e-3} and records["L6_a"].source == "runs"
+    assert records["L6_unstarted"].history is None
+    assert (records["L6_b"].source, records["L6_b"].failed) == ("failed", "diverged at step 3")
+    assert records["L6_c"].source == "probes/starts"
+    assert records["L6_c"].failed == f"stopped after 25 steps: {START_PROBE_REASON}"
