@@ -108,7 +108,12 @@ class RunConfig:
     learning_rate_final: float = 0.0
     """Learning rate reached at the last step."""
     diag_shift: float = 1e-3
-    """Diagonal shift of stochastic reconfiguration."""
+    """Diagonal shift of stochastic reconfiguration (from step diag_shift_initial_steps on)."""
+    diag_shift_initial: float | None = None
+    """Diagonal shift of the first diag_shift_initial_steps steps, a damped start; None: the
+    shift is diag_shift from step 0."""
+    diag_shift_initial_steps: int = 0
+    """How many steps, from step 0, use diag_shift_initial (0 without one)."""
     chunk_size: int | str | None = "auto"
     """Samples per pass of log psi and per Jacobian block; None evaluates all M at once;
     'auto' chooses from the device's free memory (vitnqs.memory; None on a CPU) and logs it."""
@@ -168,6 +173,12 @@ class RunConfig:
         """The keys that define what the run computes (all but RUNTIME_KEYS)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}
 
+    def diag_shift_at(self, step: int) -> float:
+        """The diagonal shift of SR at an optimization step (0-based)."""
+        if self.diag_shift_initial is not None and step < self.diag_shift_initial_steps:
+            return self.diag_shift_initial
+        return self.diag_shift
+
     def replace(self, **changes) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
@@ -192,6 +203,21 @@ class RunConfig:
         for name in ("seed", "n_discard_per_chain", "learning_rate_final"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {name}={getattr(self, name)!r}")
+        if self.diag_shift_initial is not None:
+            value = self.diag_shift_initial
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(
+                    f"diag_shift_initial must be a positive number or null, got {value!r}")
+        steps, limit = self.diag_shift_initial_steps, self.n_steps
+        if not _is_int(steps) or not 0 <= steps <= limit:
+            raise ConfigError(f"diag_shift_initial_steps must be an integer in [0, n_steps="
+                              f"{limit}], got {steps!r}")
+        if (self.diag_shift_initial is None) != (steps == 0):
+            raise ConfigError(
+                "diag_shift_initial and diag_shift_initial_steps come together: a damped start "
+                "needs both a shift and a positive number of steps, got "
+                f"diag_shift_initial={self.diag_shift_initial!r}, "
+                f"diag_shift_initial_steps={steps!r}")
         if self.learning_rate_final > self.learning_rate:
             raise ConfigError(
                 f"learning_rate_final={self.learning_rate_final} exceeds "

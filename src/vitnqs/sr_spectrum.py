@@ -85,7 +85,7 @@ def sr_spectrum(run_dir: Path | str, sampling: Sampling, shifts=DEFAULT_SHIFTS,
         w, c, energy = kernel_eigensystem(vstate, hamiltonian)
         common = {
             "run_id": config.run_id, "attention": config.attention, "L": config.L,
-            "protocol": config.protocol, "diag_shift": config.diag_shift, "step": step,
+            "protocol": config.protocol, "diag_shift": config.diag_shift_at(step), "step": step,
             "n_samples": sampling.n_samples,
             "energy": float(energy_per_site(energy, config.n_sites)),
             "kernel_rows": len(w), "eigen_max": float(w[-1]), "eigen_median": float(np.median(w)),

@@ -94,9 +94,21 @@ def build_driver(config: RunConfig, hamiltonian, vstate, sr_on_the_fly: bool | N
         alpha=config.learning_rate_final / config.learning_rate
     )
     return driver_type(
-        hamiltonian, optax.sgd(schedule), diag_shift=config.diag_shift,
+        hamiltonian, optax.sgd(schedule), diag_shift=diag_shift_schedule(config),
         variational_state=vstate, use_ntk=True, on_the_fly=sr_on_the_fly,
     )
+
+
+def diag_shift_schedule(config: RunConfig):
+    """The diagonal shift VMC_SR takes: a number, or with a damped start (diag_shift_initial)
+    an optax schedule of the step, diag_shift_initial before diag_shift_initial_steps and
+    diag_shift from there (RunConfig.diag_shift_at)."""
+    if config.diag_shift_initial is None:
+        return config.diag_shift
+    return optax.join_schedules(
+        [optax.constant_schedule(config.diag_shift_initial),
+         optax.constant_schedule(config.diag_shift)],
+        [config.diag_shift_initial_steps])
 
 
 # --- the run ------------------------------------------------------------------------------------
