@@ -14,6 +14,7 @@ from vitnqs.probes import RunRecord
 from vitnqs.records import START_PROBE_REASON, read_records
 from vitnqs.starts import (
     FAST_START_STEPS,
+    describe_shift,
     first_step_near,
     format_starts,
     is_fast_start,
@@ -92,6 +93,7 @@ def test_the_counts_separate_fast_from_slow_starts_and_their_final_errors():
     assert (t5.finished_fast, t5.finished_slow) == ("", "1.20e-03")
     assert summary.loc[("paper", "decoupled")].finished_fast == "7.00e-04 to 7.40e-04"
     assert summary.loc[("paper-damped", "t5")].fast == 1
+    assert table.loc["damped probe", "shift"] == "0.01"
     text = format_starts(table.reset_index(), summary.reset_index())
     assert "paper-damped" in text and "probes/starts" in text
 
@@ -124,3 +126,9 @@ def test_records_are_read_from_runs_failed_and_start_probe_folders(tmp_path):
     assert (records["L6_b"].source, records["L6_b"].failed) == ("failed", "diverged at step 3")
     assert records["L6_c"].source == "probes/starts"
     assert records["L6_c"].failed == f"stopped after 25 steps: {START_PROBE_REASON}"
+
+
+def test_the_shift_of_a_damped_start_is_shown_with_its_switch():
+    damped_start = config(diag_shift_initial=1e-2, diag_shift_initial_steps=100)
+    assert describe_shift(damped_start) == "0.01 for 100 steps, then 0.001"
+    assert describe_shift(config()) == "0.001"

@@ -24,17 +24,27 @@ FAST_START_STEPS = 25
 """... in its first this many steps (0 to 24). At 6x6 `paper` the fast starts got there by
 step 8-13 (22 with the shift 1e-2), the slow ones at step 48 or later, or never."""
 
-SETTING_KEYS = ("protocol", "n_samples", "n_steps", "diag_shift")
-"""The RunConfig keys of the optimization shown beside each start."""
+SETTING_KEYS = ("protocol", "n_samples", "n_steps")
+"""The RunConfig keys of the optimization shown beside each start (and its shift, SHIFT)."""
 
 START_COLUMNS = (
-    "run_id", "source", *START_KEYS, *SETTING_KEYS, "steps_recorded", "outcome",
+    "run_id", "source", *START_KEYS, *SETTING_KEYS, "shift", "steps_recorded", "outcome",
     "first_step_near", "fast_start", "lowest_early_acceptance", "relative_error",
 )
 """Columns of table_starts, one row per start."""
 
-SUMMARY_KEYS = ("L", "J2", "n_layers", "protocol", "diag_shift", "attention")
+SUMMARY_KEYS = ("L", "J2", "n_layers", "protocol", "shift", "attention")
 """What summary_starts groups by: a system, a protocol (and its shift) and a mechanism."""
+
+
+def describe_shift(config: dict) -> str:
+    """SR's diagonal shift of a run config mapping: '0.001', or with a damped start
+    '0.01 for 100 steps, then 0.001'."""
+    initial = config.get("diag_shift_initial")
+    if initial is None:
+        return f"{config['diag_shift']:g}"
+    return (f"{initial:g} for {config['diag_shift_initial_steps']} steps, "
+            f"then {config['diag_shift']:g}")
 
 
 def first_step_near(energies: np.ndarray, reference: float) -> int | None:
@@ -68,6 +78,7 @@ def start_row(run_id: str, record: RunRecord) -> dict:
         "source": record.source,
         **{key: config[key] for key in START_KEYS},
         **{key: config[key] for key in SETTING_KEYS},
+        "shift": describe_shift(config),
         "steps_recorded": len(history),
         "outcome": outcome_of(record),
         "first_step_near": first_near,
@@ -121,9 +132,9 @@ def format_starts(table: pd.DataFrame, summary: pd.DataFrame) -> str:
     counts = summary.assign(
         system=[f"{L}x{L}, J2 = {J2}, n_l = {n}" for L, J2, n in
                 zip(summary.L, summary.J2, summary.n_layers)],
-        **{"diag. shift": summary.diag_shift.map(lambda s: f"{s:g}")},
-    )[["system", "protocol", "diag. shift", "attention", "starts", "fast", "diverged",
+    )[["system", "protocol", "shift", "attention", "starts", "fast", "diverged",
        "finished_fast", "finished_slow"]].rename(columns={
+           "shift": "diag. shift",
            "finished_fast": "rel. error, fast (finished)",
            "finished_slow": "rel. error, slow (finished)"})
     starts = pd.DataFrame({
