@@ -25,11 +25,11 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # why) and has that panel (a) under `reduced` for all three mechanisms, and panel (d) under
     # `short`, `reduced` and `paper`, the paper's protocol with two seeds (three for t5); table1
     # and fig3 have their sizes under `reduced` too (L = 6, 10 and L = 6, 8, 10) and under
-    # `reduced-damped` (L = 10 and L = 8, 10)
-    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [21, 24, 22, 3]
+    # `reduced-damped` (L = 10 and L = 8, 10); table1 has 6x6 under `paper-damped-start` too
+    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [24, 24, 22, 3]
     # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 1 run of its
     # own; sr_probe's 3 runs are fig3's too
-    assert len(grid.runs) == 40 + 1
+    assert len(grid.runs) == 43 + 1
     assert set(grid.groups["sr_probe"]) <= set(grid.groups["fig3"])
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
@@ -81,8 +81,9 @@ def test_runs_where_filters_on_run_config_fields(config):
         "L6_J0.5_nl1_t5_s0_short", "L6_J0.5_nl1_decoupled_s0_short",
         "L6_J0.5_nl1_factored_s0_short"]
     # 7 short (two seeds at 10x10), 2 paper, 3 reduced (seed 1 at 6x6: seed 0 diverged; none at
-    # 10x10: both seeds diverged), 2 reduced-damped (8x8 seed 0, 10x10 seed 1 again: sr_probe)
-    assert len(grid.where(attention="factored")) == 14
+    # 10x10: both seeds diverged), 2 reduced-damped (8x8 seed 0, 10x10 seed 1 again: sr_probe),
+    # 1 paper-damped-start
+    assert len(grid.where(attention="factored")) == 15
     assert grid.where(L=10, attention="factored") == [
         "L10_J0.5_nl4_factored_s1_short", "L10_J0.5_nl4_factored_s2_short",
         "L10_J0.5_nl4_factored_s1_reduced-damped"]
@@ -151,3 +152,15 @@ def test_the_quick_config_merged_over_the_main_one_trains_only_its_4x4_runs(conf
     grid = build_run_grid(config)
     assert grid.runs and {(run.L, run.protocol) for run in grid.runs.values()} == {(4, "quick")}
     assert set(grid.groups) >= main_groups
+
+
+def test_the_damped_start_protocol_is_paper_with_a_shift_of_1e_2_for_100_steps(config):
+    grid = build_run_grid(config)
+    damped = grid.where(protocol="paper-damped-start")
+    assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in ("t5", "decoupled", "factored")]
+    for run_id in damped:
+        run = grid.runs[run_id]
+        paper = grid.runs[run_id.replace("paper-damped-start", "paper")]
+        assert run.replace(protocol="paper", diag_shift_initial=None,
+                           diag_shift_initial_steps=0) == paper
+        assert [run.diag_shift_at(step) for step in (0, 99, 100)] == [1e-2, 1e-2, 1e-3]
