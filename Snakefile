@@ -29,6 +29,7 @@ localrules:
     table_probes,
     table_starts,
     fig2,
+    fig_starts,
     fig3,
     fig_sr_spectrum,
 
@@ -42,5 +43,6 @@ rule all:
         rules.table_starts.output,
         rules.fig2.output,
         rules.fig3.output,
+        rules.fig_starts.output,
         rules.fig_sr_spectrum.output if get_sr_spectra() else [],
         ANALYSIS_TARGETS,

@@ -132,3 +132,27 @@ def test_the_shift_of_a_damped_start_is_shown_with_its_switch():
     damped_start = config(diag_shift_initial=1e-2, diag_shift_initial_steps=100)
     assert describe_shift(damped_start) == "0.01 for 100 steps, then 0.001"
     assert describe_shift(config()) == "0.001"
+
+
+def test_the_starts_figure_draws_each_start_in_its_mechanism_panel_and_counts_the_fast_ones():
+    from vitnqs.plotting import fig_starts
+
+    records = {
+        "t5 slow": RunRecord(config(seed=0), slow(150)),
+        "t5 blow-up": RunRecord(config(seed=3), history([-0.1] * 30 + [-3.6e4]),
+                                failed="diverged at step 31", source="failed"),
+        "t5 damped": RunRecord(config(seed=5, diag_shift=1e-2), fast(100, near_at=16)),
+        "decoupled": RunRecord(config("decoupled"), fast(150)),
+    }
+    table = table_starts(records)
+    figure = fig_starts(table, {run_id: record.history for run_id, record in records.items()},
+                        E0, "test")
+    t5, decoupled, factored = figure.axes[:3]
+    assert [len(ax.get_lines()) for ax in (t5, decoupled, factored)] == [3 + 2, 1 + 2, 0 + 2]
+    assert t5.get_title() == "t5: 1 of 3 starts fast"
+    assert factored.get_title() == "factored: 0 of 0 starts fast"
+    # the blow-up (relative error 7e4) is drawn at 10, the top of the axis, not off it
+    tops = sorted(max(line.get_ydata()) for line in t5.get_lines()[:3])
+    assert tops[-1] == 10 and tops[-2] < 10
+    legend = [text.get_text() for text in factored.get_legend().get_texts()]
+    assert legend == ["shift 0.001", "shift 0.01"]

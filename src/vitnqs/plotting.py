@@ -316,3 +316,45 @@ def legend_once_per_label(ax, extra=(), max_rows: int | None = None, on=None,
 
 def _no_runs(ax) -> None:
     ax.text(0.5, 0.5, "no finished runs", transform=ax.transAxes, ha="center", va="center")
+
+
+SHIFT_COLORS = ("tab:gray", "black", "tab:red", "tab:purple")
+"""Line colours of the starts figure, one per diagonal-shift schedule, in order of first use."""
+
+
+def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], reference: float,
+               title: str, steps: int = 150) -> Figure:
+    """The first ``steps`` steps of every start (rows of ``vitnqs.starts.table_starts``, one
+    system), one panel per mechanism and a line per start, coloured by its diagonal-shift
+    schedule: the relative error of each step's energy, with the fast-start bounds (within
+    FAST_START_ERROR in the first FAST_START_STEPS steps) as dotted lines; energies more than
+    10 times the reference away (blow-ups) are drawn at 10."""
+    from vitnqs.starts import FAST_START_ERROR, FAST_START_STEPS
+
+    shifts = list(dict.fromkeys(starts["shift"]))
+    colors = dict(zip(shifts, SHIFT_COLORS * len(shifts)))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(MECHANISMS), figsize=(11.0, 3.4), sharey=True,
+                                 layout="constrained", squeeze=False)
+        for ax, mechanism in zip(axes[0], MECHANISMS):
+            rows = starts[starts.attention == mechanism]
+            for row in rows.itertuples():
+                early = histories[row.run_id]
+                early = early[early.step < steps]
+                ax.plot(early.step, relative_error(early.energy, reference).clip(upper=10),
+                        color=colors[row.shift], lw=0.8, alpha=0.8)
+            known = rows[rows.fast_start.notna()]
+            fast = int(known.fast_start.astype(bool).sum())
+            ax.set_title(f"{mechanism}: {fast} of {len(known)} starts fast", fontsize=9)
+            ax.axhline(FAST_START_ERROR, color="k", ls=":", lw=0.8)
+            ax.axvline(FAST_START_STEPS, color="k", ls=":", lw=0.8)
+            ax.set_yscale("log")
+            ax.set_xlabel("optimization step")
+            if not len(rows):
+                _no_runs(ax)
+        axes[0][0].set_ylabel("relative error of the step's energy")
+        shift_lines = [Line2D([], [], color=color, lw=0.8, label=f"shift {shift}")
+                       for shift, color in colors.items()]
+        axes[0][-1].legend(handles=shift_lines, fontsize=7, loc="upper right")
+        fig.suptitle(title, fontsize="small")
+    return fig

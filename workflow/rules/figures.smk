@@ -50,3 +50,27 @@ rule fig_sr_spectrum:
         "../../environment.yml"
     script:
         "../scripts/fig_sr_spectrum.py"
+
+
+# The first steps of every start of one system (vitnqs.starts): the runs of the grid, failed/
+# and probes/starts/ whose config has these values; inputs as table_starts's.
+STARTS_FIGURE_SYSTEM = {"L": 6, "J2": 0.5, "n_layers": 4, "n_samples": 6000}
+
+
+rule fig_starts:
+    input:
+        unpack(lambda wildcards: STARTS_INPUTS),
+        code=["src/vitnqs/plotting.py", "src/vitnqs/starts.py", "src/vitnqs/records.py"],
+    output:
+        png=report(f"{RESULTS}/figures/fig_starts.png", caption="../report/fig_starts.rst",
+                   category="Figures"),
+        pdf=f"{RESULTS}/figures/fig_starts.pdf",
+    params:
+        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+        system=STARTS_FIGURE_SYSTEM,
+    log:
+        f"{RESULTS}/logs/fig_starts.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig_starts.py"

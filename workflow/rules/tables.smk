@@ -102,14 +102,19 @@ rule table_probes:
 
 # Fast and slow starts (vitnqs.starts): how every run with a history began (its first
 # FAST_START_STEPS steps) beside where it ended, with the start probes of probes/starts/.
+STARTS_INPUTS = {  # what table_starts and fig_starts read: every run folder with a history
+    "summaries": finished_summaries(),
+    "checkpoints": checkpoints_of_unfinished_runs(),
+    "config_files": workflow.configfiles,
+    "failed": FAILED_HISTORIES,
+    "stop_notes": STOP_NOTES,
+    "start_probes": START_PROBES,
+}
+
+
 rule table_starts:
     input:
-        summaries=finished_summaries(),
-        checkpoints=checkpoints_of_unfinished_runs(),
-        config_files=workflow.configfiles,
-        failed=FAILED_HISTORIES,
-        stop_notes=STOP_NOTES,
-        start_probes=START_PROBES,
+        unpack(lambda wildcards: STARTS_INPUTS),
         code=["src/vitnqs/starts.py", "src/vitnqs/records.py", "src/vitnqs/probes.py"],
     output:
         csv=report(f"{RESULTS}/tables/starts.csv", caption="../report/starts.rst",

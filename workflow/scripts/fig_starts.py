@@ -1,0 +1,29 @@
+"""Snakemake adapter: the first steps of every start of one system (runs of the grid, failed/,
+probes/starts/) -> results/figures/fig_starts.{png,pdf}."""
+
+from pathlib import Path
+
+from vitnqs import io
+from vitnqs.plotting import fig_starts
+from vitnqs.records import read_records
+from vitnqs.starts import table_starts
+from vitnqs.system import reference_energy
+
+inputs, params = snakemake.input, snakemake.params  # noqa: F821
+run_dirs = {Path(path).parent for path in inputs.summaries} | {
+    Path(path).parent.parent for path in inputs.checkpoints}
+records = read_records(params.configs, run_dirs,
+                       failed_dirs=[Path(path).parent for path in inputs.failed],
+                       start_dirs=[Path(path).parent for path in inputs.start_probes])
+system = params.system
+chosen = {run_id: record for run_id, record in records.items()
+          if all(record.config[key] == value for key, value in system.items())}
+starts = table_starts(chosen)
+L, J2, n_layers, M = (system[key] for key in ("L", "J2", "n_layers", "n_samples"))
+title = (f"The first steps of every start, {L}x{L}, J2 = {J2}, n_l = {n_layers}, M = {M} "
+         f"({len(starts)} starts; protocols {', '.join(sorted(set(starts.protocol)))})")
+figure = fig_starts(starts, {run_id: chosen[run_id].history for run_id in starts.run_id},
+                    reference_energy(L, J2).value, title)
+for path in snakemake.output:  # noqa: F821
+    figure.savefig(path)
+io.write_atomic(snakemake.log[0], f"fig_starts: {len(starts)} starts\n".encode())  # noqa: F821
