@@ -54,3 +54,16 @@ def read_records(configs: dict[str, dict], run_dirs: Iterable[Path | str],
             read_run_config(start_dir).to_dict(), history,
             failed=failed_outcome(len(history), START_PROBE_REASON), source="probes/starts")
     return records
+
+
+def read_records_from_inputs(configs: dict[str, dict], summaries: Iterable[str],
+                             checkpoints: Iterable[str], failed_histories: Iterable[str] = (),
+                             start_histories: Iterable[str] = ()) -> dict[str, RunRecord]:
+    """``read_records`` from the files a Snakemake rule takes as input: the summary.json of the
+    finished runs, the checkpoint/state.msgpack of the runs in training, and the history.csv of
+    the folders under failed/ and probes/starts/."""
+    run_dirs = {Path(path).parent for path in summaries} | {
+        Path(path).parent.parent for path in checkpoints}
+    return read_records(configs, run_dirs,
+                        failed_dirs=[Path(path).parent for path in failed_histories],
+                        start_dirs=[Path(path).parent for path in start_histories])

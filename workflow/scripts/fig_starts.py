@@ -1,20 +1,15 @@
 """Snakemake adapter: the first steps of every start of one system (runs of the grid, failed/,
 probes/starts/) -> results/figures/fig_starts.{png,pdf}."""
 
-from pathlib import Path
-
 from vitnqs import io
 from vitnqs.plotting import fig_starts
-from vitnqs.records import read_records
+from vitnqs.records import read_records_from_inputs
 from vitnqs.starts import table_starts
 from vitnqs.system import reference_energy
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
-run_dirs = {Path(path).parent for path in inputs.summaries} | {
-    Path(path).parent.parent for path in inputs.checkpoints}
-records = read_records(params.configs, run_dirs,
-                       failed_dirs=[Path(path).parent for path in inputs.failed],
-                       start_dirs=[Path(path).parent for path in inputs.start_probes])
+records = read_records_from_inputs(params.configs, inputs.summaries, inputs.checkpoints,
+                                   inputs.failed, inputs.start_probes)
 system = params.system
 chosen = {run_id: record for run_id, record in records.items()
           if all(record.config[key] == value for key, value in system.items())}

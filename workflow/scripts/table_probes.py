@@ -1,19 +1,14 @@
 """Snakemake adapter: each probe run beside every run of its start (seed, system, mechanism),
 configured or kept under failed/ -> results/tables/probes.{csv,md}."""
 
-from pathlib import Path
-
 from vitnqs import io
 from vitnqs.probes import format_probes, table_probes
-from vitnqs.records import read_records
+from vitnqs.records import read_records_from_inputs
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
-
-# the folders of the runs with files: finished (a summary) or in training (a checkpoint)
-run_dirs = {Path(path).parent for path in inputs.summaries} | {
-    Path(path).parent.parent for path in inputs.checkpoints}
-records = read_records(params.configs, run_dirs,
-                       failed_dirs=[Path(path).parent for path in inputs.failed])
+# the runs with files: finished (a summary) or in training (a checkpoint), and failed/
+records = read_records_from_inputs(params.configs, inputs.summaries, inputs.checkpoints,
+                                   inputs.failed)
 table = table_probes(params.probes, records)
 io.write_csv(snakemake.output.csv, table)  # noqa: F821
 io.write_atomic(snakemake.output.md, format_probes(table).encode())  # noqa: F821

@@ -1,19 +1,13 @@
 """Snakemake adapter: every start with a history (runs of the grid, failed/, probes/starts/),
 fast or slow -> results/tables/starts.{csv,md} and the per-mechanism counts starts_summary.csv."""
 
-from pathlib import Path
-
 from vitnqs import io
-from vitnqs.records import read_records
+from vitnqs.records import read_records_from_inputs
 from vitnqs.starts import format_starts, summary_starts, table_starts
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
-
-run_dirs = {Path(path).parent for path in inputs.summaries} | {
-    Path(path).parent.parent for path in inputs.checkpoints}
-records = read_records(params.configs, run_dirs,
-                       failed_dirs=[Path(path).parent for path in inputs.failed],
-                       start_dirs=[Path(path).parent for path in inputs.start_probes])
+records = read_records_from_inputs(params.configs, inputs.summaries, inputs.checkpoints,
+                                   inputs.failed, inputs.start_probes)
 table = table_starts(records)
 summary = summary_starts(table)
 io.write_csv(snakemake.output.csv, table)  # noqa: F821
