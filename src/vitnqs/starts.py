@@ -21,11 +21,12 @@ from vitnqs.tables import format_scientific, relative_error, sort_runs
 FAST_START_ERROR = 0.1
 """A start is fast if its energy per site comes within this relative error of the reference..."""
 FAST_START_STEPS = 25
-"""... in its first this many steps (0 to 24). At 6x6 `paper` the fast starts got there by
-step 8-13 (22 with the shift 1e-2), the slow ones at step 48 or later, or never."""
+"""... in its first this many steps (0 to 24). At 6x6 `paper` the fast starts got there at
+steps 9-13 (12-22 with the shift 1e-2), the slow ones at step 48 or later, or never."""
 
 SETTING_KEYS = ("protocol", "n_samples", "n_steps")
-"""The RunConfig keys of the optimization shown beside each start (and its shift, SHIFT)."""
+"""The RunConfig keys of the optimization shown beside each start (its shift schedule is the
+column 'shift', ``describe_shift``)."""
 
 START_COLUMNS = (
     "run_id", "source", *START_KEYS, *SETTING_KEYS, "shift", "steps_recorded", "outcome",
