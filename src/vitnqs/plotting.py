@@ -329,7 +329,7 @@ def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], referen
     schedule: the relative error of each step's energy, with the fast-start bounds (within
     FAST_START_ERROR in the first FAST_START_STEPS steps) as dotted lines; energies more than
     10 times the reference away (blow-ups) are drawn at 10."""
-    from vitnqs.starts import FAST_START_ERROR, FAST_START_STEPS
+    from vitnqs.starts import FAST_START_ERROR, FAST_START_STEPS  # here: starts imports NetKet
 
     shifts = list(dict.fromkeys(starts["shift"]))
     colors = dict(zip(shifts, SHIFT_COLORS * len(shifts)))

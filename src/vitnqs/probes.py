@@ -43,7 +43,7 @@ class RunRecord:
     """What the files of one run say: its config.yaml mapping, its history.csv (None if it has
     none), its summary.json mapping (None unless finished), for a run that was taken out or
     stopped what ended it (``vitnqs.failed.FailedRun.outcome``; None for the others), and the
-    folder under results/ its files sit in (``vitnqs.records.SOURCES``)."""
+    folder under results/ its files sit in: 'runs', 'failed' or 'probes/starts' (``vitnqs.records``)."""
 
     config: dict
     history: pd.DataFrame | None

@@ -1,6 +1,6 @@
 """Run records read from disk: what the tables of runs (probes, starts) take as input.
 
-A run's files sit in one of SOURCES under results/: ``runs/ID`` (a run of the config grid,
+A run's files sit in one of three folders under results/ (``RunRecord.source``): ``runs/ID`` (a run of the config grid,
 finished or in training), ``failed/ID`` (taken out of the config: diverged or stopped by hand,
 ``vitnqs.failed``) or ``probes/starts/ID`` (a start trained for its first steps only, with
 ``vitnqs train --until-step``, to see how it begins: ``vitnqs.starts``).
@@ -17,9 +17,6 @@ from vitnqs import io
 from vitnqs.failed import failed_outcome, read_failed_run
 from vitnqs.probes import RunRecord
 from vitnqs.trained import read_run_config
-
-SOURCES = ("runs", "failed", "probes/starts")
-"""The folders under results/ that hold run folders, in the order the tables list them."""
 
 START_PROBE_REASON = "start probe (vitnqs train --until-step)"
 """What a run under probes/starts/ was stopped for, as the tables show it."""
@@ -49,7 +46,7 @@ def read_records(configs: dict[str, dict], run_dirs: Iterable[Path | str],
         records[failed_dir.name] = RunRecord(failed.config, failed.history, failed=failed.outcome,
                                              source="failed")
     for start_dir in map(Path, start_dirs):
-        history = io.read_csv(start_dir / "history.csv", required=("step", "energy"))
+        history = read_history(start_dir)
         records[start_dir.name] = RunRecord(
             read_run_config(start_dir).to_dict(), history,
             failed=failed_outcome(len(history), START_PROBE_REASON), source="probes/starts")

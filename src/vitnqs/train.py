@@ -101,14 +101,8 @@ def build_driver(config: RunConfig, hamiltonian, vstate, sr_on_the_fly: bool | N
 
 def diag_shift_schedule(config: RunConfig):
     """The diagonal shift VMC_SR takes: a number, or with a damped start (diag_shift_initial)
-    an optax schedule of the step, diag_shift_initial before diag_shift_initial_steps and
-    diag_shift from there (RunConfig.diag_shift_at)."""
-    if config.diag_shift_initial is None:
-        return config.diag_shift
-    return optax.join_schedules(
-        [optax.constant_schedule(config.diag_shift_initial),
-         optax.constant_schedule(config.diag_shift)],
-        [config.diag_shift_initial_steps])
+    RunConfig.diag_shift_at, which VMC_SR calls with its step count (a Python int)."""
+    return config.diag_shift if config.diag_shift_initial is None else config.diag_shift_at
 
 
 # --- the run ------------------------------------------------------------------------------------

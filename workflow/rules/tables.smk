@@ -76,13 +76,18 @@ rule run_status:
 PROBES = GROUPS.get("positional_probe", []) + GROUPS.get("sr_probe", [])
 
 
+RECORD_INPUTS = {  # the files vitnqs.records reads: runs of the grid with files, and failed/
+    "summaries": finished_summaries(),
+    "checkpoints": checkpoints_of_unfinished_runs(),
+    "config_files": workflow.configfiles,
+    "failed": FAILED_HISTORIES,
+    "stop_notes": STOP_NOTES,
+}
+
+
 rule table_probes:
     input:
-        summaries=finished_summaries(),
-        checkpoints=checkpoints_of_unfinished_runs(),
-        config_files=workflow.configfiles,
-        failed=FAILED_HISTORIES,
-        stop_notes=STOP_NOTES,
+        unpack(lambda wildcards: RECORD_INPUTS),
         code=["src/vitnqs/probes.py", "src/vitnqs/records.py", "src/vitnqs/tables.py",
               "src/vitnqs/failed.py"],
     output:
@@ -103,11 +108,7 @@ rule table_probes:
 # Fast and slow starts (vitnqs.starts): how every run with a history began (its first
 # FAST_START_STEPS steps) beside where it ended, with the start probes of probes/starts/.
 STARTS_INPUTS = {  # what table_starts and fig_starts read: every run folder with a history
-    "summaries": finished_summaries(),
-    "checkpoints": checkpoints_of_unfinished_runs(),
-    "config_files": workflow.configfiles,
-    "failed": FAILED_HISTORIES,
-    "stop_notes": STOP_NOTES,
+    **RECORD_INPUTS,
     "start_probes": START_PROBES,
 }
 
