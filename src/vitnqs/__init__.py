@@ -18,7 +18,7 @@ _PUBLIC = {
     "build_system": "vitnqs.system",
     "energy_per_site": "vitnqs.system",
     "exact_ground_state": "vitnqs.system",
-    "reference_energy": "vitnqs.system",
+    "reference_energy": "vitnqs.reference",
     "load_run": "vitnqs.trained",
     "run": "vitnqs.train",
 }

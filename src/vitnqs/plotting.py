@@ -22,6 +22,7 @@ from vitnqs.config import MECHANISMS  # noqa: E402
 from vitnqs.paper import (  # noqa: E402
     PAPER_SECONDS_PER_STEP, PAPER_SYSTEM_KEYS, PAPER_TABLE1, PAPER_TIMING_LABEL, paper_energies,
 )
+from vitnqs.starts import FAST_START_ERROR, FAST_START_STEPS  # noqa: E402
 from vitnqs.tables import describe_protocols, relative_error  # noqa: E402
 
 STYLE = {
@@ -329,8 +330,6 @@ def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], referen
     schedule: the relative error of each step's energy, with the fast-start bounds (within
     FAST_START_ERROR in the first FAST_START_STEPS steps) as dotted lines; energies more than
     10 times the reference away (blow-ups) are drawn at 10."""
-    from vitnqs.starts import FAST_START_ERROR, FAST_START_STEPS  # here: starts imports NetKet
-
     shifts = list(dict.fromkeys(starts["shift"]))
     colors = dict(zip(shifts, SHIFT_COLORS * len(shifts)))
     with plt.rc_context(STYLE):

@@ -41,7 +41,8 @@ from netket.utils import struct
 
 from vitnqs import io, provenance, segments
 from vitnqs.config import RunConfig
-from vitnqs.system import energy_per_site, reference_energy
+from vitnqs.reference import reference_energy
+from vitnqs.system import energy_per_site
 
 HISTORY_COLUMNS = (
     "step", "energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "seconds",

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vitnqs.probes import START_KEYS, RunRecord, outcome_of
-from vitnqs.system import reference_energy
+from vitnqs.reference import reference_energy
 from vitnqs.tables import format_scientific, relative_error, sort_runs
 
 FAST_START_ERROR = 0.1

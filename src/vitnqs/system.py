@@ -18,34 +18,6 @@ PAULI_TO_SPIN_HALF = 4.0
 """NetKet's Heisenberg energy / this factor = the energy with S = 1/2 operators."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ReferenceEnergy:
-    """A published ground-state energy per site, in units of J1."""
-
-    value: float
-    error: float
-    source: str
-
-
-REFERENCE_ENERGIES: dict[tuple[int, float], ReferenceEnergy] = {
-    (4, 0.5): ReferenceEnergy(-0.52862021, 0.0,
-                              "exact diagonalization (computed: tests/test_system.py)"),
-    (4, 0.0): ReferenceEnergy(-0.70178020, 0.0,
-                              "exact diagonalization (computed: tests/test_system.py)"),
-    (6, 0.5): ReferenceEnergy(-0.50380965, 0.0,
-                              "exact diagonalization, Schulz, Ziman, Poilblanc 1996"),
-    (6, 0.0): ReferenceEnergy(-0.67887215, 0.0, "exact diagonalization"),
-    (8, 0.5): ReferenceEnergy(-0.49906, 1e-5, "variance extrapolation, Hu et al. 2013"),
-    (10, 0.5): ReferenceEnergy(-0.497715, 9e-6, "zero-variance extrapolation, Chen and Heyl 2024"),
-}
-"""Reference ground-state energies per site keyed by (L, J2/J1); see shared/paper.md."""
-
-
-def reference_energy(L: int, J2: float) -> ReferenceEnergy | None:
-    """The reference energy per site for (L, J2), or None when none is known."""
-    return REFERENCE_ENERGIES.get((int(L), round(float(J2), 6)))
-
-
 def energy_per_site(energy_netket, n_sites: int):
     """Convert a NetKet Heisenberg energy (Pauli matrices) to energy per site with S = 1/2."""
     return energy_netket / (PAULI_TO_SPIN_HALF * n_sites)

@@ -4,8 +4,8 @@ probes/starts/) -> results/figures/fig_starts.{png,pdf}."""
 from vitnqs import io
 from vitnqs.plotting import fig_starts
 from vitnqs.records import read_records_from_inputs
+from vitnqs.reference import reference_energy
 from vitnqs.starts import table_starts
-from vitnqs.system import reference_energy
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
 records = read_records_from_inputs(params.configs, inputs.summaries, inputs.checkpoints,
