@@ -179,6 +179,9 @@ def test_quick_grid_trains_and_renders_end_to_end(quick):
         assert (tree / "results-quick" / name).stat().st_size > 0, name
     assert "protocol quick (4 steps, M = 64)" in (
         tree / "results-quick/tables/table1.md").read_text()
+    # four steps reach no window of the trajectory table: its rows are there, its windows blank
+    trajectories = io.read_csv(tree / "results-quick/tables/trajectories.csv")
+    assert len(trajectories) == 4 and trajectories["error_90_99"].isna().all()
     agreement = io.read_csv(tree / "results-quick/tables/mechanism_agreement.csv")
     assert sorted(agreement["attention"]) == ["decoupled", "factored", "factored", "t5"]
     # the quick grid never touches results/

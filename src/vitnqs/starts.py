@@ -28,9 +28,13 @@ SETTING_KEYS = ("protocol", "n_samples", "n_steps")
 """The RunConfig keys of the optimization shown beside each start (its shift schedule is the
 column 'shift', ``describe_shift``)."""
 
+RECORD_COLUMNS = ("run_id", "source", *START_KEYS, *SETTING_KEYS, "shift", "steps_recorded",
+                  "outcome")
+"""What names a run record and where it got to: the first columns of the tables built from
+records (``record_columns``)."""
+
 START_COLUMNS = (
-    "run_id", "source", *START_KEYS, *SETTING_KEYS, "shift", "steps_recorded", "outcome",
-    "first_step_near", "fast_start", "lowest_early_acceptance", "relative_error",
+    *RECORD_COLUMNS, "first_step_near", "fast_start", "lowest_early_acceptance", "relative_error",
 )
 """Columns of table_starts, one row per start."""
 
@@ -69,25 +73,37 @@ def start_row(run_id: str, record: RunRecord) -> dict:
     """One row of table_starts. Runs of a system without a reference energy have no
     first_step_near and no fast_start; lowest_early_acceptance is over the first
     FAST_START_STEPS steps."""
-    config, history, summary = record.config, record.history, record.summary
+    config, history = record.config, record.history
     reference = reference_energy(config["L"], config["J2"])
     energies = history["energy"].to_numpy(dtype=float)
     first_near = first_step_near(energies, reference.value) if reference else None
     early = history[history["step"] < FAST_START_STEPS]
     return {
-        "run_id": run_id,
-        "source": record.source,
-        **{key: config[key] for key in START_KEYS},
-        **{key: config[key] for key in SETTING_KEYS},
-        "shift": describe_shift(config),
-        "steps_recorded": len(history),
-        "outcome": outcome_of(record),
+        **record_columns(run_id, record),
         "first_step_near": first_near,
         "fast_start": is_fast_start(first_near, len(history)) if reference else None,
         "lowest_early_acceptance": (float(early["acceptance"].min())
                                     if "acceptance" in early and len(early) else None),
-        "relative_error": summary.get("relative_error") if summary is not None else None,
+        "relative_error": final_error(record),
     }
+
+
+def record_columns(run_id: str, record: RunRecord) -> dict:
+    """The RECORD_COLUMNS of a record with a history."""
+    config = record.config
+    return {
+        "run_id": run_id,
+        "source": record.source,
+        **{key: config[key] for key in (*START_KEYS, *SETTING_KEYS)},
+        "shift": describe_shift(config),
+        "steps_recorded": len(record.history),
+        "outcome": outcome_of(record),
+    }
+
+
+def final_error(record: RunRecord) -> float | None:
+    """The final relative error of a finished run (its summary's), else None."""
+    return record.summary.get("relative_error") if record.summary is not None else None
 
 
 def table_starts(records: dict[str, RunRecord]) -> pd.DataFrame:

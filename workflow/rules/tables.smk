@@ -130,3 +130,23 @@ rule table_starts:
         "../../environment.yml"
     script:
         "../scripts/table_starts.py"
+
+
+# How far each run is from the reference along its optimization (vitnqs.trajectories): the error
+# over fixed windows of steps, so a run in training stands beside finished runs at the same steps.
+rule table_trajectories:
+    input:
+        unpack(lambda wildcards: RECORD_INPUTS),
+        code=["src/vitnqs/trajectories.py", "src/vitnqs/starts.py", "src/vitnqs/records.py"],
+    output:
+        csv=report(f"{RESULTS}/tables/trajectories.csv", caption="../report/trajectories.rst",
+                   category="Tables"),
+        md=f"{RESULTS}/tables/trajectories.md",
+    params:
+        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+    log:
+        f"{RESULTS}/logs/table_trajectories.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_trajectories.py"

@@ -1,0 +1,84 @@
+"""How far each run is from the reference energy along its optimization: the relative error of
+its mean energy per site over fixed windows of steps, so that a run still training stands beside
+finished runs at the same steps. Nothing here reads files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from vitnqs.probes import RunRecord
+from vitnqs.reference import reference_energy
+from vitnqs.starts import RECORD_COLUMNS, final_error, record_columns
+from vitnqs.tables import format_scientific, relative_error, sort_runs
+
+WINDOW_ENDS = (100, 250, 500, 1000, 2000, 3000, 4000, 5000)
+"""Each window is the last WINDOW_SHARE of the steps before one of these ends."""
+WINDOW_SHARE = 0.1
+
+
+def windows(ends=WINDOW_ENDS) -> list[tuple[int, int]]:
+    """(first, end) step ranges, first included, end not: (90, 100), (225, 250), ..."""
+    return [(end - round(end * WINDOW_SHARE), end) for end in ends]
+
+
+def window_column(first: int, end: int) -> str:
+    return f"error_{first}_{end - 1}"
+
+
+def window_error(history: pd.DataFrame, reference: float, first: int, end: int) -> float | None:
+    """Relative error of the mean energy per site over steps first..end-1, or None unless the
+    history holds each of those steps with a finite energy (a run short of the window, or one
+    that blew up in it)."""
+    inside = history[(history["step"] >= first) & (history["step"] < end)]
+    energies = inside["energy"].to_numpy(dtype=float)
+    if inside["step"].nunique() != end - first or not np.isfinite(energies).all():
+        return None
+    return float(relative_error(energies.mean(), reference))
+
+
+def trajectory_row(run_id: str, record: RunRecord, reference: float) -> dict:
+    return {
+        **record_columns(run_id, record),
+        **{window_column(first, end): window_error(record.history, reference, first, end)
+           for first, end in windows()},
+        "relative_error": final_error(record),
+    }
+
+
+def table_trajectories(records: dict[str, RunRecord]) -> pd.DataFrame:
+    """One row per record with a history and a reference energy: its window errors (None where
+    the history does not cover a window) and its final relative error if finished."""
+    rows = []
+    for run_id, record in records.items():
+        reference = reference_energy(record.config["L"], record.config["J2"])
+        if reference is not None and record.history is not None and len(record.history):
+            rows.append(trajectory_row(run_id, record, reference.value))
+    columns = [*RECORD_COLUMNS, *(window_column(*w) for w in windows()), "relative_error"]
+    table = pd.DataFrame(rows, columns=columns)
+    return sort_runs(table.sort_values(["protocol", "source"], kind="stable"))
+
+
+def format_trajectories(table: pd.DataFrame) -> str:
+    """Markdown: per system, one row per run, the window errors and the final error."""
+    if not len(table):
+        return "No runs with a history and a reference energy yet.\n"
+    sections = []
+    for (L, J2, n_layers), runs in table.groupby(["L", "J2", "n_layers"], sort=False):
+        covered = [w for w in windows() if runs[window_column(*w)].notna().any()]
+        shown = pd.DataFrame({
+            "run": runs.run_id,
+            "shift": runs["shift"],
+            "steps": [f"{d} / {n}" for d, n in zip(runs.steps_recorded, runs.n_steps)],
+            "outcome": runs.outcome.str.split(":").str[0],
+            **{f"{first}-{end - 1}": runs[window_column(first, end)].map(format_scientific)
+               for first, end in covered},
+            "final": runs.relative_error.map(format_scientific),
+        })
+        sections.append(f"### {L}x{L}, J2 = {J2}, n_l = {n_layers}\n\n"
+                        + shown.to_markdown(index=False, disable_numparse=True))
+    return ("Relative error of the mean energy per site over windows of steps (the last "
+            f"{WINDOW_SHARE:.0%} of the steps before each window's end; blank where the history "
+            "does not hold the whole window), and the final relative error (from the final "
+            "energy's fresh samples) of a finished run.\n\n" + "\n\n".join(sections) + "\n")
