@@ -44,18 +44,22 @@ rule mechanism_agreement:
         "../scripts/mechanism_agreement.py"
 
 
+RECORD_INPUTS = {  # the files vitnqs.records reads: runs of the grid with files, and failed/
+    "summaries": finished_summaries(),
+    "checkpoints": checkpoints_of_unfinished_runs(),
+    # every configured run is listed: a run added to (or removed from) the config changes the
+    # tables before any run file exists, and Snakemake's params trigger did not rerun them
+    "config_files": workflow.configfiles,
+    "failed": FAILED_HISTORIES,
+    "stop_notes": STOP_NOTES,
+}
+
+
 # Which configured runs are finished, training (a checkpoint on disk) or not started: the
 # answer to 'what remains', from the files themselves rather than from notes.
 rule run_status:
     input:
-        summaries=finished_summaries(),
-        checkpoints=checkpoints_of_unfinished_runs(),
-        # the table lists every configured run: a run added to (or removed from) the config
-        # changes it before any run file exists, and Snakemake's params trigger did not rerun it
-        config_files=workflow.configfiles,
-        # the failed runs, listed below the table
-        failed=FAILED_HISTORIES,
-        stop_notes=STOP_NOTES,
+        unpack(lambda wildcards: RECORD_INPUTS),
         code=["src/vitnqs/tables.py", "src/vitnqs/failed.py"],
     output:
         csv=f"{RESULTS}/tables/run_status.csv",
@@ -74,15 +78,6 @@ rule run_status:
 # The probes of the 8x8 and 10x10 failures (groups positional_probe and sr_probe): each probe
 # beside every run of the same seed, system and mechanism, configured or kept under failed/.
 PROBES = GROUPS.get("positional_probe", []) + GROUPS.get("sr_probe", [])
-
-
-RECORD_INPUTS = {  # the files vitnqs.records reads: runs of the grid with files, and failed/
-    "summaries": finished_summaries(),
-    "checkpoints": checkpoints_of_unfinished_runs(),
-    "config_files": workflow.configfiles,
-    "failed": FAILED_HISTORIES,
-    "stop_notes": STOP_NOTES,
-}
 
 
 rule table_probes:
