@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from train_helpers import TINY_RUN
 
-from vitnqs.failed import failed_outcome
+from vitnqs.failed import diverged, failed_outcome
 from vitnqs.probes import RunRecord, format_probes, outcome_of, table_probes
 from vitnqs.train import run
 
@@ -46,6 +46,9 @@ def test_outcome_names_finished_training_and_what_ended_a_failed_run():
     stopped = failed_outcome(2, "not learning")
     assert outcome_of(RunRecord(config(), history([0.1, -0.2]), failed=stopped)) == (
         "stopped after 2 steps: not learning")
+    outcomes = pd.Series([failed_outcome(68), stopped, "finished", "training",
+                          failed_outcome(3, "diverged at step 3 of the old run, restarted")])
+    assert diverged(outcomes).tolist() == [True, False, False, False, False]
 
 
 def test_probe_table_keeps_the_probes_start_and_counts_steps_above_zero_after_step_0():

@@ -31,12 +31,21 @@ class FailedRun:
     outcome: str
 
 
+DIVERGED = "diverged at step"
+"""How the outcome of a run that diverged begins (``failed_outcome``, ``diverged``)."""
+
+
 def failed_outcome(steps_recorded: int, stopped_because: str | None = None) -> str:
     """'diverged at step k' (k = steps recorded: the first step not recorded, whose energy was
     not finite), or 'stopped after k steps: <reason>' for a run stopped by hand."""
     if stopped_because:
         return f"stopped after {steps_recorded} steps: {stopped_because}"
-    return f"diverged at step {steps_recorded}"
+    return f"{DIVERGED} {steps_recorded}"
+
+
+def diverged(outcomes: pd.Series) -> pd.Series:
+    """Which outcomes (``failed_outcome``, 'finished', 'training') are of runs that diverged."""
+    return outcomes.str.startswith(DIVERGED)
 
 
 def read_failed_run(run_dir: Path | str) -> FailedRun:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vitnqs.failed import diverged
 from vitnqs.probes import START_KEYS, RunRecord, outcome_of
 from vitnqs.reference import reference_energy
 from vitnqs.tables import format_scientific, relative_error, sort_runs
@@ -134,7 +135,7 @@ def summary_starts(table: pd.DataFrame) -> pd.DataFrame:
             **dict(zip(SUMMARY_KEYS, key)),
             "starts": len(known),
             "fast": int(fast.sum()),
-            "diverged": int(starts.outcome.str.startswith("diverged").sum()),
+            "diverged": int(diverged(starts.outcome).sum()),
             "finished_fast": _error_range(known.relative_error[fast]),
             "finished_slow": _error_range(known.relative_error[~fast]),
         })
