@@ -27,12 +27,11 @@ from vitnqs.analysis import (
     sampled_moments,
     stranded_chains,
 )
+from vitnqs.analysis_tables import R_HAT_MAX, ablation_table
 from vitnqs.config import RunConfig
 from vitnqs.fresh_chains import chain_census, ising_energy_per_site, parallel_fraction
 from vitnqs.frozen_attention import (
-    R_HAT_MAX,
     FrozenAttentionViT,
-    ablation_table,
     freeze_ablation,
     frozen_network,
     sample_average_attention,

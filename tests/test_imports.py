@@ -7,8 +7,9 @@ import sys
 import pytest
 
 JAX_FREE = ("vitnqs.config", "vitnqs.reference", "vitnqs.tables", "vitnqs.records",
-            "vitnqs.starts", "vitnqs.trajectories", "vitnqs.probes", "vitnqs.agreement", "vitnqs.failed",
-            "vitnqs.plotting", "vitnqs.attention_plots", "vitnqs.spectrum_plots")
+            "vitnqs.starts", "vitnqs.trajectories", "vitnqs.probes", "vitnqs.agreement",
+            "vitnqs.failed", "vitnqs.analysis_tables", "vitnqs.plotting", "vitnqs.attention_plots",
+            "vitnqs.spectrum_plots")
 
 
 @pytest.mark.parametrize("module", JAX_FREE)

@@ -280,26 +280,3 @@ def input_dependence(run_dir: Path | str, sampling: Sampling, steps=None) -> pd.
         state = load_run(run_dir, step=step)
         rows += index_rows(state, sampled_moments(state, sampling))
     return pd.DataFrame(rows)
-
-
-def index_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Index of the 'attention' term at the first and last snapshot, per run and layer.
-
-    index_init / index_end: mean over heads of the per-head index; map_index_*: the index of the
-    head-averaged map (the map the paper draws).
-    """
-    attention = frame[frame["term"] == "attention"]
-    keys = ["run_id", "attention", "L", "J2", "n_layers", "layer"]
-    rows = []
-    for key, group in attention.groupby(keys, sort=True):
-        first, last = group["step"].min(), group["step"].max()
-        heads = group[group["head"] != "mean"]
-        maps = group[group["head"] == "mean"].set_index("step")["index"]
-        rows.append({
-            **dict(zip(keys, key)),
-            "step_init": first, "step_end": last,
-            "index_init": heads[heads["step"] == first]["index"].mean(),
-            "index_end": heads[heads["step"] == last]["index"].mean(),
-            "map_index_init": maps[first], "map_index_end": maps[last],
-        })
-    return pd.DataFrame(rows)

@@ -20,7 +20,6 @@ import dataclasses
 
 import flax.linen as nn
 import numpy as np
-import pandas as pd
 from jax import Array
 
 from vitnqs.analysis import Sampling, sampled_moments, stranded_chains
@@ -107,43 +106,3 @@ def freeze_ablation(state: TrainedState, sampling: Sampling, n_samples_energy: i
         "n_chains": sampling.n_chains, "n_chains_stranded": plain["n_chains_stranded"],
         "n_chains_stranded_frozen": frozen["n_chains_stranded"],
     }
-
-
-R_HAT_MAX = 1.1
-"""Above this split-R-hat, the fresh chains of an estimate have not mixed (NetKet's statistics)."""
-
-Z_MAX = 3.0
-"""Fresh chains and the run's own final energy agree when they differ by at most Z_MAX sigma."""
-
-
-RECORDED_SINCE_SESSION_28 = ("n_chains_stranded", "n_chains_stranded_frozen", "energy_r_hat",
-                             "energy_frozen_r_hat")
-"""Fields of an ablation file that earlier files lack; their table cells stay empty."""
-
-
-def ablation_table(ablations: list[dict], summaries: dict[str, dict]) -> pd.DataFrame:
-    """One row per freeze ablation, checked against its run's final energy.
-
-    The ablation samples the state from fresh chains (random Sz = 0 starts); the run's final
-    energy comes from the chains that trained it. Both estimate the same <H>, so the unfrozen
-    energy must agree with the final one. It does not when fresh chains find a region of
-    configurations the training chains never visited. Columns added: the run's final
-    energy and error, fresh - final in units of the combined error, and `chains_agree`: that
-    difference within Z_MAX sigma and, where recorded (files written before it was recorded lack
-    it), each estimate's R-hat at most R_HAT_MAX. Where chains do not agree, the energy change
-    of that row is not a measurement of the freeze.
-    """
-    table = pd.DataFrame(ablations or {"run_id": [], "energy": [], "energy_error": []})
-    final = table["run_id"].map(lambda run_id: summaries[run_id]["energy_per_site"])
-    final_error = table["run_id"].map(lambda run_id: summaries[run_id]["energy_error"])
-    table["energy_final"], table["energy_final_error"] = final, final_error
-    table["fresh_minus_final_sigma"] = (
-        (table["energy"] - final) / np.hypot(table["energy_error"], final_error)
-    )
-    for column in RECORDED_SINCE_SESSION_28:
-        table[column] = table.get(column, np.nan)
-    table["chains_agree"] = (  # a missing R-hat does not count against
-        (table["fresh_minus_final_sigma"].abs() <= Z_MAX)
-        & ~(table["energy_r_hat"] > R_HAT_MAX) & ~(table["energy_frozen_r_hat"] > R_HAT_MAX)
-    )
-    return table

@@ -143,7 +143,7 @@ rule shastry_sutherland:
 rule table_input_dependence:
     input:
         frames=expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS),
-        code="src/vitnqs/analysis.py",
+        code="src/vitnqs/analysis_tables.py",
     output:
         report(
             f"{ANALYSIS_DIR}/table_input_dependence.csv",
@@ -162,6 +162,7 @@ rule table_freeze_ablation:
     input:
         ablations=expand(FREEZE_ABLATION, run=ABLATION_RUNS),
         summaries=[run_path(run, "summary.json") for run in ABLATION_RUNS],
+        code="src/vitnqs/analysis_tables.py",
     output:
         report(
             f"{ANALYSIS_DIR}/table_freeze_ablation.csv",

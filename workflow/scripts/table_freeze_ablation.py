@@ -2,7 +2,7 @@
 import sys
 
 from vitnqs import io
-from vitnqs.frozen_attention import ablation_table
+from vitnqs.analysis_tables import ablation_table
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 ablations = [io.read_json(path) for path in snakemake.input.ablations]  # noqa: F821

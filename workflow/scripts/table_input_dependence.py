@@ -4,7 +4,7 @@ import sys
 import pandas as pd
 
 from vitnqs import io
-from vitnqs.analysis import index_summary
+from vitnqs.analysis_tables import index_summary
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
 frames = [io.read_csv(path) for path in snakemake.input.frames]  # noqa: F821
