@@ -143,16 +143,24 @@ def test_the_starts_figure_draws_each_start_in_its_mechanism_panel_and_counts_th
                                 failed="diverged at step 31", source="failed"),
         "t5 damped": RunRecord(config(seed=5, diag_shift=1e-2), fast(100, near_at=16)),
         "decoupled": RunRecord(config("decoupled"), fast(150)),
+        "t5 finished": RunRecord(config(seed=1, n_steps=400), slow(400), {"relative_error": 0.7}),
     }
     table = table_starts(records)
     figure = fig_starts(table, {run_id: record.history for run_id, record in records.items()},
                         E0, "test")
-    t5, decoupled, factored = figure.axes[:3]
-    assert [len(ax.get_lines()) for ax in (t5, decoupled, factored)] == [3 + 2, 1 + 2, 0 + 2]
-    assert t5.get_title() == "t5: 1 of 3 starts fast"
+    t5, decoupled, factored, t5_whole, decoupled_whole, factored_whole = figure.axes
+    assert [len(ax.get_lines()) for ax in (t5, decoupled, factored)] == [4 + 2, 1 + 2, 0 + 2]
+    assert t5.get_title() == "t5: 1 of 4 starts fast"
+    # below, only the run past step 150, whole: its running mean from step 50 on, and a dot at
+    # its final error
+    whole, final = t5_whole.get_lines()
+    assert len(whole.get_xdata()) == 400 and np.isnan(whole.get_ydata()[:49]).all()
+    assert np.allclose(whole.get_ydata()[49:], abs((E0 + 0.15) / E0))
+    assert list(final.get_xdata()) == [400] and list(final.get_ydata()) == [0.7]
+    assert not decoupled_whole.get_lines() and not factored_whole.get_lines()
     assert factored.get_title() == "factored: 0 of 0 starts fast"
     # the blow-up (relative error 7e4) is drawn at 10, the top of the axis, not off it
-    tops = sorted(max(line.get_ydata()) for line in t5.get_lines()[:3])
+    tops = sorted(max(line.get_ydata()) for line in t5.get_lines()[:4])
     assert tops[-1] == 10 and tops[-2] < 10
     legend = [text.get_text() for text in factored.get_legend().get_texts()]
     assert legend == ["shift 0.001", "shift 0.01"]

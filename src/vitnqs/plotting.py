@@ -323,19 +323,26 @@ SHIFT_COLORS = ("tab:gray", "black", "tab:red", "tab:purple")
 """Line colours of the starts figure, one per diagonal-shift schedule, in order of first use."""
 
 
+WHOLE_RUN_WINDOW = 50
+"""Steps of the running mean of the energy in the starts figure's whole-run row."""
+
+
 def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], reference: float,
                title: str, steps: int = 150) -> Figure:
-    """The first ``steps`` steps of every start (rows of ``vitnqs.starts.table_starts``, one
-    system), one panel per mechanism and a line per start, coloured by its diagonal-shift
+    """Top row: the first ``steps`` steps of every start (rows of ``vitnqs.starts.table_starts``,
+    one system), one panel per mechanism and a line per start, coloured by its diagonal-shift
     schedule: the relative error of each step's energy, with the fast-start bounds (within
     FAST_START_ERROR in the first FAST_START_STEPS steps) as dotted lines; energies more than
-    10 times the reference away (blow-ups) are drawn at 10."""
+    10 times the reference away (blow-ups) are drawn at 10. Bottom row: the starts trained past
+    ``steps`` (finished or still training), whole, on log-log axes: the relative error of the
+    running mean of WHOLE_RUN_WINDOW steps' energies, a dot at the final error of a finished
+    run."""
     shifts = list(dict.fromkeys(starts["shift"]))
     colors = dict(zip(shifts, SHIFT_COLORS * len(shifts)))
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(MECHANISMS), figsize=(11.0, 3.4), sharey=True,
+        fig, axes = plt.subplots(2, len(MECHANISMS), figsize=(11.0, 6.4), sharey="row",
                                  layout="constrained", squeeze=False)
-        for ax, mechanism in zip(axes[0], MECHANISMS):
+        for ax, whole, mechanism in zip(axes[0], axes[1], MECHANISMS):
             rows = starts[starts.attention == mechanism]
             for row in rows.itertuples():
                 early = histories[row.run_id]
@@ -351,9 +358,29 @@ def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], referen
             ax.set_xlabel("optimization step")
             if not len(rows):
                 _no_runs(ax)
+            _whole_runs(whole, rows[rows.steps_recorded > steps], histories, reference, colors)
+            whole.set_title(f"{mechanism}: runs past step {steps}, whole", fontsize=9)
         axes[0][0].set_ylabel("relative error of the step's energy")
+        axes[1][0].set_ylabel(f"relative error, mean of {WHOLE_RUN_WINDOW} steps")
         shift_lines = [Line2D([], [], color=color, lw=0.8, label=f"shift {shift}")
                        for shift, color in colors.items()]
         axes[0][-1].legend(handles=shift_lines, fontsize=7, loc="upper right")
         fig.suptitle(title, fontsize="small")
     return fig
+
+
+def _whole_runs(ax, rows: pd.DataFrame, histories: dict[str, pd.DataFrame], reference: float,
+                colors: dict[str, str]) -> None:
+    """fig_starts's bottom panel of one mechanism."""
+    for row in rows.itertuples():
+        history = histories[row.run_id]
+        mean = history.energy.rolling(WHOLE_RUN_WINDOW, min_periods=WHOLE_RUN_WINDOW).mean()
+        ax.plot(history.step + 1, relative_error(mean, reference), color=colors[row.shift],
+                lw=0.8, alpha=0.8)
+        if not pd.isna(row.relative_error):
+            ax.plot(row.n_steps, row.relative_error, "o", color=colors[row.shift], ms=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("optimization step + 1")
+    if not len(rows):
+        _no_runs(ax)

@@ -15,8 +15,9 @@ chosen = {run_id: record for run_id, record in records.items()
           if all(record.config[key] == value for key, value in system.items())}
 starts = table_starts(chosen)
 L, J2, n_layers, M = (system[key] for key in ("L", "J2", "n_layers", "n_samples"))
-title = (f"The first steps of every start, {L}x{L}, J2 = {J2}, n_l = {n_layers}, M = {M} "
-         f"({len(starts)} starts; protocols {', '.join(sorted(set(starts.protocol)))})")
+title = (f"Every start, {L}x{L}, J2 = {J2}, n_l = {n_layers}, M = {M}: its first steps (top) "
+         f"and, trained past them, the whole run (bottom) ({len(starts)} starts; protocols "
+         f"{', '.join(sorted(set(starts.protocol)))})")
 figure = fig_starts(starts, {run_id: chosen[run_id].history for run_id in starts.run_id},
                     reference_energy(L, J2).value, title)
 for path in snakemake.output:  # noqa: F821
