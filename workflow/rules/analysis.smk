@@ -143,7 +143,7 @@ rule shastry_sutherland:
 rule table_input_dependence:
     input:
         frames=expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS),
-        code="src/vitnqs/analysis_tables.py",
+        code=["src/vitnqs/analysis_tables.py", "workflow/scripts/table_input_dependence.py"],
     output:
         report(
             f"{ANALYSIS_DIR}/table_input_dependence.csv",
@@ -162,7 +162,7 @@ rule table_freeze_ablation:
     input:
         ablations=expand(FREEZE_ABLATION, run=ABLATION_RUNS),
         summaries=[run_path(run, "summary.json") for run in ABLATION_RUNS],
-        code="src/vitnqs/analysis_tables.py",
+        code=["src/vitnqs/analysis_tables.py", "workflow/scripts/table_freeze_ablation.py"],
     output:
         report(
             f"{ANALYSIS_DIR}/table_freeze_ablation.csv",
@@ -180,7 +180,7 @@ rule table_freeze_ablation:
 rule table_positional_gain:
     input:
         summaries=[run_path(run, "summary.json") for run in POSITIONAL_RUNS],
-        code="src/vitnqs/positional_gain.py",
+        code=["src/vitnqs/positional_gain.py", "workflow/scripts/table_positional_gain.py"],
     output:
         report(
             f"{ANALYSIS_DIR}/table_positional_gain.csv",
@@ -198,7 +198,7 @@ rule table_positional_gain:
 rule fig_input_dependence:
     input:
         frames=expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS),
-        code="src/vitnqs/attention_plots.py",
+        code=["src/vitnqs/attention_plots.py", "workflow/scripts/fig_input_dependence.py"],
     output:
         png=report(
             f"{RESULTS}/figures/fig_input_dependence.png",
@@ -217,7 +217,7 @@ rule fig_input_dependence:
 rule fig_input_dependence_size:
     input:
         table=f"{ANALYSIS_DIR}/table_input_dependence.csv",
-        code="src/vitnqs/attention_plots.py",
+        code=["src/vitnqs/attention_plots.py", "workflow/scripts/fig_input_dependence_size.py"],
     output:
         png=report(
             f"{RESULTS}/figures/fig_input_dependence_size.png",
@@ -238,7 +238,7 @@ rule fig_input_dependence_size:
 rule fig4:
     input:
         **{mechanism: MAPS.format(run=run) for mechanism, run in FIG4_RUNS.items()},
-        code="src/vitnqs/attention_plots.py",
+        code=["src/vitnqs/attention_plots.py", "workflow/scripts/fig4.py"],
     output:
         png=report(
             f"{RESULTS}/figures/fig4.png",
