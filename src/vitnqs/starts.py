@@ -107,12 +107,19 @@ def final_error(record: RunRecord) -> float | None:
     return record.summary.get("relative_error") if record.summary is not None else None
 
 
+def table_of_records(records: dict[str, RunRecord], row, columns) -> pd.DataFrame:
+    """One row, ``row(run_id, record)`` (None leaves the record out), per record with a history,
+    ordered by system, mechanism, protocol cost and seed."""
+    rows = [values for run_id, record in records.items()
+            if record.history is not None and len(record.history)
+            and (values := row(run_id, record)) is not None]
+    table = pd.DataFrame(rows, columns=list(columns))
+    return sort_runs(table.sort_values(["protocol", "source"], kind="stable"))
+
+
 def table_starts(records: dict[str, RunRecord]) -> pd.DataFrame:
     """Every record with a history, ordered by system, mechanism, protocol cost and seed."""
-    rows = [start_row(run_id, record) for run_id, record in records.items()
-            if record.history is not None and len(record.history)]
-    table = pd.DataFrame(rows, columns=list(START_COLUMNS))
-    return sort_runs(table.sort_values(["protocol", "source"], kind="stable"))
+    return table_of_records(records, start_row, START_COLUMNS)
 
 
 def _error_range(errors: pd.Series) -> str:

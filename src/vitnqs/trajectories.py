@@ -10,8 +10,8 @@ import pandas as pd
 
 from vitnqs.probes import RunRecord
 from vitnqs.reference import reference_energy
-from vitnqs.starts import RECORD_COLUMNS, final_error, record_columns
-from vitnqs.tables import format_scientific, relative_error, sort_runs
+from vitnqs.starts import RECORD_COLUMNS, final_error, record_columns, table_of_records
+from vitnqs.tables import format_scientific, relative_error
 
 WINDOW_ENDS = (100, 250, 500, 1000, 2000, 3000, 4000, 5000)
 """Each window is the last WINDOW_SHARE of the steps before one of these ends."""
@@ -38,10 +38,18 @@ def window_error(history: pd.DataFrame, reference: float, first: int, end: int) 
     return float(relative_error(energies.mean(), reference))
 
 
-def trajectory_row(run_id: str, record: RunRecord, reference: float) -> dict:
+TRAJECTORY_COLUMNS = (*RECORD_COLUMNS, *(window_column(*w) for w in windows()), "relative_error")
+"""Columns of table_trajectories, one row per run."""
+
+
+def trajectory_row(run_id: str, record: RunRecord) -> dict | None:
+    """One row of table_trajectories; None for a system without a reference energy."""
+    reference = reference_energy(record.config["L"], record.config["J2"])
+    if reference is None:
+        return None
     return {
         **record_columns(run_id, record),
-        **{window_column(first, end): window_error(record.history, reference, first, end)
+        **{window_column(first, end): window_error(record.history, reference.value, first, end)
            for first, end in windows()},
         "relative_error": final_error(record),
     }
@@ -50,14 +58,7 @@ def trajectory_row(run_id: str, record: RunRecord, reference: float) -> dict:
 def table_trajectories(records: dict[str, RunRecord]) -> pd.DataFrame:
     """One row per record with a history and a reference energy: its window errors (None where
     the history does not cover a window) and its final relative error if finished."""
-    rows = []
-    for run_id, record in records.items():
-        reference = reference_energy(record.config["L"], record.config["J2"])
-        if reference is not None and record.history is not None and len(record.history):
-            rows.append(trajectory_row(run_id, record, reference.value))
-    columns = [*RECORD_COLUMNS, *(window_column(*w) for w in windows()), "relative_error"]
-    table = pd.DataFrame(rows, columns=columns)
-    return sort_runs(table.sort_values(["protocol", "source"], kind="stable"))
+    return table_of_records(records, trajectory_row, TRAJECTORY_COLUMNS)
 
 
 def format_trajectories(table: pd.DataFrame) -> str:

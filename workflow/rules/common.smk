@@ -38,6 +38,9 @@ except ConfigError as error:
 RUNS = GRID.runs
 """Run id -> RunConfig, for every run of every group."""
 
+RUN_CONFIGS = {run_id: run_config.to_dict() for run_id, run_config in RUNS.items()}
+"""Run id -> config mapping of every run: the params of the rules that read run records."""
+
 GROUPS = GRID.groups
 """Group name (table1, fig2, ...) -> its run ids."""
 

@@ -67,7 +67,7 @@ rule fig_starts:
                    category="Figures"),
         pdf=f"{RESULTS}/figures/fig_starts.pdf",
     params:
-        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+        configs=RUN_CONFIGS,
         system=STARTS_FIGURE_SYSTEM,
     log:
         f"{RESULTS}/logs/fig_starts.log",

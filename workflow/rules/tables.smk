@@ -65,7 +65,7 @@ rule run_status:
         csv=f"{RESULTS}/tables/run_status.csv",
         md=f"{RESULTS}/tables/run_status.md",
     params:
-        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+        configs=RUN_CONFIGS,
         groups=GROUPS,
     log:
         f"{RESULTS}/logs/run_status.log",
@@ -90,7 +90,7 @@ rule table_probes:
                    category="Tables"),
         md=f"{RESULTS}/tables/probes.md",
     params:
-        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+        configs=RUN_CONFIGS,
         probes=PROBES,
     log:
         f"{RESULTS}/logs/table_probes.log",
@@ -119,7 +119,7 @@ rule table_starts:
         summary=f"{RESULTS}/tables/starts_summary.csv",
         md=f"{RESULTS}/tables/starts.md",
     params:
-        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+        configs=RUN_CONFIGS,
     log:
         f"{RESULTS}/logs/table_starts.log",
     conda:
@@ -140,7 +140,7 @@ rule table_trajectories:
                    category="Tables"),
         md=f"{RESULTS}/tables/trajectories.md",
     params:
-        configs={run_id: config.to_dict() for run_id, config in RUNS.items()},
+        configs=RUN_CONFIGS,
     log:
         f"{RESULTS}/logs/table_trajectories.log",
     conda:
