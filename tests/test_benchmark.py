@@ -43,7 +43,7 @@ def test_flops_are_counted_from_the_model(rows):
 def test_same_state_same_samples_same_energy():
     energies = benchmark.same_state_energies(RunConfig.from_dict(TINY))
     assert energies["same_samples_relative_difference_vitnqs"] < 1e-12
-    assert energies["same_samples_relative_difference_vitnqs-float32"] < 1e-4
+    assert energies["same_samples_relative_difference_vitnqs-float32"] < 1e-6  # 5.8e-8 measured
 
 
 def test_trajectories_from_one_state_coincide():

@@ -73,7 +73,9 @@ def test_exact_ground_state_gives_constant_local_energies():
     assert np.max(np.abs(np.asarray(e_loc) / (4 * 16) - energy)) < 1e-9
 
 
-def test_expectation_through_netket_drivers_match():
+def test_netket_expect_gives_the_same_energy_with_either_operator():
+    """vstate.expect (what VMC_SR's energy goes through) with NetKet's Heisenberg operator and
+    with BondExchange, on the same samples of an RBM state."""
     system = build_system(4, 0.5)
     vstate = nk.vqs.MCState(system.sampler(16), nk.models.RBM(param_dtype=complex),
                             n_samples=256, seed=0, sampler_seed=1)

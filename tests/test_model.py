@@ -1,5 +1,7 @@
 """The ViT wave function: the paper's parameter counts, symmetries, attention weights."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,6 +119,116 @@ def test_decoupled_without_queries_and_keys_is_factored_shifted_by_one_over_n():
     n_patches = 9
     expected = np.broadcast_to(alpha_fac + 1 / n_patches, alpha_dec.shape)
     np.testing.assert_allclose(alpha_dec, expected, rtol=1e-12, atol=1e-14)
+
+
+# --- the attention weights, recomputed in numpy from the layer's parameters -------------------
+def _random_parameters(params, seed: int):
+    """Every parameter (kernels, biases, LayerNorm scales, p) replaced by a N(0, 1) draw, so that
+    no term of the formula hides behind a zero bias or a unit scale."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(rng.normal(size=np.shape(leaf))) for leaf in leaves])
+
+
+def _numpy_layer_input(params, spins_BxN: np.ndarray, b: int) -> np.ndarray:
+    """x_i = LayerNorm(embedding(patch i)): b x b patches row-major over the patch torus."""
+    B, N = spins_BxN.shape
+    L = math.isqrt(N)
+    grid = spins_BxN.reshape(B, L, L)
+    patches_BxPxF = np.stack([grid[:, r * b:(r + 1) * b, c * b:(c + 1) * b].reshape(B, b * b)
+                              for r in range(L // b) for c in range(L // b)], axis=1)
+    embed, norm = params["embedding"], params["block_0"]["norm_attention"]
+    y = patches_BxPxF @ np.asarray(embed["kernel"]) + np.asarray(embed["bias"])
+    y = (y - y.mean(-1, keepdims=True)) / np.sqrt(y.var(-1, keepdims=True) + 1e-6)  # flax eps
+    return y * np.asarray(norm["scale"]) + np.asarray(norm["bias"])
+
+
+def _numpy_positional(p_HxP: np.ndarray) -> np.ndarray:
+    """p_(i-j) per head, (H, P, P): entry [h, i, j] is p[h] at the 2D displacement
+    (row_i - row_j, col_i - col_j) mod n_side on the patch torus, flattened row-major."""
+    H, P = p_HxP.shape
+    n_side = math.isqrt(P)
+    out = np.empty((H, P, P))
+    for i in range(P):
+        for j in range(P):
+            d_row = (i // n_side - j // n_side) % n_side
+            d_col = (i % n_side - j % n_side) % n_side
+            out[:, i, j] = p_HxP[:, d_row * n_side + d_col]
+    return out
+
+
+def _softmax(z, axis=-1):
+    z = z - z.max(axis=axis, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=axis, keepdims=True)
+
+
+def _numpy_attention(mechanism: str, layer, x_BxPxD: np.ndarray, n_heads: int):
+    """(alpha (B, H, P, P), A (B, P, D)) of one layer from its parameters, per paper.md item 3:
+        s_ij = q_i . k_j / sqrt(d)   per head, q = Q x + b_Q, k = K x + b_K (head width d / h)
+        t5: softmax_j(s_ij + p_(i-j));  decoupled: softmax_j(s_ij) + p_(i-j);  factored: p_(i-j)
+        A_i = W concat_heads(sum_j alpha_ij V x_j) + b_W."""
+    B, P, D = x_BxPxD.shape
+
+    def dense(name, x):
+        return x @ np.asarray(layer[name]["kernel"]) + np.asarray(layer[name]["bias"])
+
+    def heads(y):
+        return y.reshape(B, P, n_heads, D // n_heads)
+
+    p_HxPxP = _numpy_positional(np.asarray(layer["p"]))
+    if mechanism == "factored":
+        alpha = np.broadcast_to(p_HxPxP, (B, n_heads, P, P))
+    else:
+        q, k = heads(dense("Q", x_BxPxD)), heads(dense("K", x_BxPxD))
+        scores = np.einsum("bihk,bjhk->bhij", q, k) / np.sqrt(D)  # the paper's sqrt(d)
+        alpha = (_softmax(scores + p_HxPxP) if mechanism == "t5"
+                 else _softmax(scores) + p_HxPxP)
+    mixed = np.einsum("bhij,bjhk->bihk", alpha, heads(dense("V", x_BxPxD))).reshape(B, P, D)
+    return alpha, dense("W", mixed)
+
+
+def _recorded_attention(model, variables, spins):
+    """The model's own alpha (sown) and attention-layer output (captured) of block 0."""
+    _, state = model.apply(variables, jnp.asarray(spins), capture_intermediates=True,
+                           mutable=["intermediates"])
+    recorded = state["intermediates"]["block_0"]["attention"]
+    (alpha,), (output,) = recorded["attention"], recorded["__call__"]
+    return np.asarray(alpha), np.asarray(output)
+
+
+def test_attention_weights_and_output_match_the_paper_formula_in_numpy(mechanism):
+    """alpha_ij and A_i of a layer with random (non-zero) parameters, recomputed in numpy from
+    those parameters on a 6 x 6 lattice (3 x 3 patch torus, so p_(i-j) != p_(j-i)), d = 8,
+    h = 2 (so the paper's scale sqrt(d) differs from sqrt(d/h)): agree to 1e-12 per head."""
+    L, b, d, h = 6, 2, 8, 2
+    model = ViT(n_layers=1, d_model=d, n_heads=h, patch_size=b, attention=mechanism)
+    spins = random_sz0_configurations(L * L, 4, seed=7)
+    params = _random_parameters(model.init(jax.random.PRNGKey(0), spins)["params"], seed=11)
+    alpha, output = _recorded_attention(model, {"params": params}, spins)
+
+    x_BxPxD = _numpy_layer_input(params, spins, b)
+    expected_alpha, expected_output = _numpy_attention(
+        mechanism, params["block_0"]["attention"], x_BxPxD, h)
+    np.testing.assert_allclose(np.broadcast_to(alpha, expected_alpha.shape), expected_alpha,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(output, expected_output, rtol=1e-12, atol=1e-12)
+    if mechanism != "factored":  # the weights are input dependent and O(1) logits matter
+        assert np.std(expected_alpha, axis=0).mean() > 1e-2
+
+
+def test_t5_without_query_key_weights_is_the_softmax_of_the_positional_term():
+    """T5 with zero Q and K kernels: q_i . k_j = b_Q . b_K is the same for every j and drops out
+    of the softmax, so alpha_ij = softmax_j(p_(i-j)) for every input, rows summing to one."""
+    model = ViT(n_layers=1, d_model=8, n_heads=2, patch_size=2, attention="t5")
+    spins = random_sz0_configurations(36, 4, seed=8)
+    params = _random_parameters(model.init(jax.random.PRNGKey(0), spins)["params"], seed=12)
+    for name in ("Q", "K"):
+        params["block_0"]["attention"][name]["kernel"] = jnp.zeros((8, 8))
+    alpha, _ = _recorded_attention(model, {"params": params}, spins)
+    expected = _softmax(_numpy_positional(np.asarray(params["block_0"]["attention"]["p"])))
+    np.testing.assert_allclose(alpha, np.broadcast_to(expected, alpha.shape),
+                               rtol=1e-12, atol=1e-14)
 
 
 def test_relative_position_index_is_a_torus_displacement():

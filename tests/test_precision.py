@@ -20,7 +20,9 @@ def test_float32_local_energies_are_close_to_float64():
     op = system.local_energy_operator()
     e64 = np.asarray(exact.local_estimators(op).data)
     e32 = np.asarray(mixed.local_estimators(op).data)
-    assert 0 < np.max(np.abs(e32 - e64)) < 1e-4 * np.max(np.abs(e64))
+    # float32 rounding: 1.1e-6 of the largest local energy measured (session 32); TF32 products,
+    # what the float32 network must not use, give ~1e-4 (test below, precision.py)
+    assert 0 < np.max(np.abs(e32 - e64)) < 1e-5 * np.max(np.abs(e64))
 
 
 def test_a_float32_run_restores_from_its_checkpoint(tmp_path):

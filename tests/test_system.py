@@ -13,17 +13,57 @@ def test_exact_diagonalization_4x4(J2, expected):
     assert abs(reference_energy(4, J2).value - energy) < 1e-8
 
 
-def test_exact_ground_state_has_zero_variance_local_energies(system_4x4):
-    energy, psi = exact_ground_state(system_4x4)
-    states = system_4x4.hilbert.all_states()
-    h = system_4x4.hamiltonian.to_sparse()
-    # local energy E_loc(s) = (H psi)(s) / psi(s) on every configuration with weight
-    weight = np.abs(psi) ** 2
-    support = weight > 1e-12 * weight.max()
-    e_loc = (h @ psi)[support] / psi[support]
-    e_loc_per_site = energy_per_site(e_loc, system_4x4.n_sites)
+def heisenberg_from_bonds(states: np.ndarray, L: int, J2: float):
+    """H = sum over bonds J_b S_i.S_j (S = 1/2, periodic L x L, J1 = 1), built here from the bond
+    list without NetKet, on the basis `states` (+-1 spins, closed under exchanges):
+    S_i.S_j = s_i s_j / 4 on the diagonal, 1/2 between states that differ by swapping i, j."""
+    from scipy import sparse
+
+    def site(x, y):
+        return (x % L) * L + (y % L)
+
+    bonds = [(site(x, y), site(x + dx, y + dy), J)
+             for x in range(L) for y in range(L)
+             for (dx, dy), J in [((1, 0), 1.0), ((0, 1), 1.0), ((1, 1), J2), ((1, -1), J2)]]
+    keys = (states > 0) @ (1 << np.arange(states.shape[1]))
+    order = np.argsort(keys)
+    diagonal = np.zeros(len(states))
+    rows, cols = [], []
+    values = []
+    for i, j, J in bonds:
+        diagonal += J * states[:, i] * states[:, j] / 4
+        flip = np.flatnonzero(states[:, i] != states[:, j])
+        swapped = states[flip].copy()
+        swapped[:, [i, j]] = swapped[:, [j, i]]
+        target = order[np.searchsorted(keys[order], (swapped > 0) @ (1 << np.arange(L * L)))]
+        rows.append(flip), cols.append(target), values.append(np.full(len(flip), J / 2))
+    n = len(states)
+    off = sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(n, n))
+    return off + sparse.diags(diagonal)
+
+
+@pytest.mark.parametrize("J2", [0.0, 0.5])
+def test_exact_ground_state_is_the_ground_state_of_the_bond_hamiltonian(J2):
+    """Independent of NetKet's operator and of energy_per_site: the state exact_ground_state
+    returns is an eigenvector of H built from the bond list (S = 1/2, J1 = 1) with eigenvalue
+    N times its energy per site, that eigenvalue is H's lowest, and a state that is not an
+    eigenvector (random signs on every configuration) has local energies far from constant."""
+    from scipy.sparse.linalg import eigsh
+
+    system = build_system(4, J2)
+    energy, psi = exact_ground_state(system)
+    states = np.asarray(system.hilbert.all_states())
     assert len(states) == 12870
-    assert np.max(np.abs(e_loc_per_site - energy)) < 1e-9
+    h = heisenberg_from_bonds(states, 4, J2)
+    assert abs(h - h.T).max() == 0
+    residual = h @ psi - 16 * energy * psi
+    assert np.linalg.norm(residual) < 1e-8 * np.linalg.norm(psi)
+    (lowest,) = eigsh(h, k=1, which="SA", return_eigenvectors=False)
+    assert abs(lowest / 16 - energy) < 1e-9
+    other = np.random.default_rng(0).choice([-1.0, 1.0], size=len(states))
+    e_loc = (h @ other) / other / 16
+    assert np.std(e_loc) > 0.1
 
 
 def test_energy_units_spin_half():

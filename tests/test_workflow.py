@@ -97,16 +97,16 @@ def test_a_committed_sr_spectrum_probe_is_drawn_by_the_main_job(tmp_path):
     figure = "results/figures/fig_sr_spectrum.png"
     tree = copy_tree(tmp_path / "tree")
     probes = tree / "results/probes/sr_spectrum"
-    if not probes.exists():  # no probe committed yet: `all` leaves the figure out
-        set_equal_mtimes(tree)
-        result = snakemake(tree, "--cores", "all", "--dry-run")
-        assert "fig_sr_spectrum" not in planned_jobs(result.stdout)
-        w, c = np.geomspace(1e-5, 10, 32), np.linspace(-1, 1, 32)
-        rows = [{"run_id": "L4_J0.5_nl1_t5_s0_quick", "diag_shift": 1e-3, "step": step,
-                 "n_samples": 64, "energy": -0.1 * step, **row}
-                for step in (0, 5) for row in step_at_shifts(w, c, (1e-3, 1e-2))]
-        probes.mkdir(parents=True)
-        pd.DataFrame(rows).to_csv(probes / "L4_J0.5_nl1_t5_s0_quick.csv", index=False)
+    shutil.rmtree(probes, ignore_errors=True)  # without a probe `all` leaves the figure out
+    set_equal_mtimes(tree)
+    result = snakemake(tree, "--cores", "all", "--dry-run")
+    assert result.returncode == 0 and "fig_sr_spectrum" not in planned_jobs(result.stdout)
+    w, c = np.geomspace(1e-5, 10, 32), np.linspace(-1, 1, 32)
+    rows = [{"run_id": "L4_J0.5_nl1_t5_s0_quick", "diag_shift": 1e-3, "step": step,
+             "n_samples": 64, "energy": -0.1 * step, **row}
+            for step in (0, 5) for row in step_at_shifts(w, c, (1e-3, 1e-2))]
+    probes.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(probes / "L4_J0.5_nl1_t5_s0_quick.csv", index=False)
     set_equal_mtimes(tree)
     result = snakemake(tree, "--cores", "all", "--dry-run")
     assert planned_jobs(result.stdout).get("fig_sr_spectrum") == 1, result.stdout
@@ -121,16 +121,22 @@ def test_benchmark_target_plans_one_job_per_configuration(clone):
     assert planned_jobs(result.stdout) == {"benchmark_step": 9, "benchmark": 1}
 
 
-def test_train_all_or_a_run_path_trains_what_is_missing(clone):
+def test_train_all_or_a_run_path_trains_what_is_missing(clone, tmp_path):
+    """A run added by one config line is missing, with whatever else has no summary.json yet:
+    train_all plans exactly those, and the run's summary path plans that run alone."""
+    added = {"groups": {"added": [{"protocol": "short", "L": 4, "J2": 0.5, "n_layers": 1,
+                                   "attention": "t5", "seed": 7}]}}
     config = yaml.safe_load((clone / "config/config.yaml").read_text())
+    config["groups"].update(added["groups"])
     missing = [r for r in build_run_grid(config).runs
                if not (clone / "results/runs" / r / "summary.json").exists()]
-    result = snakemake(clone, "--cores", "all", "--dry-run", "train_all")
-    assert planned_jobs(result.stdout).get("train", 0) == len(missing)
-    if missing:
-        target = f"results/runs/{missing[0]}/summary.json"
-        result = snakemake(clone, "--cores", "all", "--dry-run", target)
-        assert planned_jobs(result.stdout)["train"] == 1
+    assert "L4_J0.5_nl1_t5_s7_short" in missing
+    configs = [write_yaml(tmp_path / "added.yaml", added)]
+    result = snakemake(clone, "--cores", "all", "--dry-run", "train_all", configs=configs)
+    assert planned_jobs(result.stdout).get("train", 0) == len(missing), result.stdout
+    target = "results/runs/L4_J0.5_nl1_t5_s7_short/summary.json"
+    result = snakemake(clone, "--cores", "all", "--dry-run", target, configs=configs)
+    assert planned_jobs(result.stdout) == {"train": 1}, result.stdout
 
 
 @pytest.mark.parametrize("override, message", [
