@@ -60,6 +60,7 @@ one_run() {  # run gpu sharing
         export XLA_PYTHON_CLIENT_MEM_FRACTION=$(python3 -c "print(round(0.9 / $sharing, 3))")
     fi
     local left=$(( budget - reserve - (SECONDS - start) ))
+    if (( left < 60 )); then echo "[$run] ${left} s left: not started"; return 0; fi
     echo "[$run] GPU $gpu (sharing with $((sharing - 1))), ${left} s to train"
     timeout -s TERM -k 60 "$left" python3 -m vitnqs.cli train "$dir/config.yaml" "$dir" --quiet
     echo "[$run] train exited with $?; last step: $(tail -n 1 "$dir/history.csv" | cut -c1-80)"
