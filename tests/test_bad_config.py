@@ -60,6 +60,8 @@ RUN_CONFIGS = [  # (change to TINY_RUN, what the message must say)
     ({"diag_shift_initial": 1e-2}, "diag_shift_initial and diag_shift_initial_steps come together"),
     ({"diag_shift_initial_steps": 5}, "diag_shift_initial and diag_shift_initial_steps come together"),
     ({"seed": -1}, "seed must be >= 0"),
+    ({"seed": 2**31 - 1}, "seed must be < 2**31 - 1"),  # the sampler's seed + 1 would overflow
+    ({"snapshot_steps": 5}, "snapshot_steps must be a list of steps or null"),
     ({"protocol": ""}, "protocol must be a name of letters, digits and '-'"),
     ({"protocol": "my/protocol"}, "protocol must be a name of letters, digits and '-'"),
     ({"checkpoint_every": 0}, "checkpoint_every must be positive"),

@@ -77,6 +77,11 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     previous = partial / "checkpoint" / "state.prev.msgpack"
     assert checkpoint.exists() and previous.exists()
     _corrupt(checkpoint)
+    with pytest.raises(RuntimeError):  # resumed from step 8, killed after the checkpoint of 12
+        _train_until(partial, stop_at=13)
+    # the damaged file was replaced, not kept as the previous checkpoint (a kill during the
+    # first new write would otherwise have left no readable checkpoint)
+    assert io.read_state(checkpoint) and io.read_state(previous)
     resumed = run(TINY_RUN, partial, quiet=True)
     assert "skipping unreadable checkpoint" in (partial / "train.log").read_text()
     assert str(checkpoint) in (partial / "train.log").read_text()
@@ -84,6 +89,24 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     assert resumed["energy_per_site"] == reference["energy_per_site"]
     assert io.read_state(partial / "snapshots" / "step_000024.msgpack") == io.read_state(
         tmp_path / "reference" / "snapshots" / "step_000024.msgpack")
+
+
+def test_no_readable_checkpoint_stops_instead_of_restarting_from_step_zero(tmp_path):
+    """Both checkpoints damaged: the run refuses to train over its history and snapshots from
+    step 0, says so, and leaves the folder as it was."""
+    from vitnqs.recorder import RunDirectoryError
+
+    partial = tmp_path / "partial"
+    with pytest.raises(RuntimeError):
+        _train_until(partial, stop_at=12)
+    for name in ("state.msgpack", "state.prev.msgpack"):
+        _corrupt(partial / "checkpoint" / name)
+    before = tree_state(partial)
+    with pytest.raises(RunDirectoryError, match="no checkpoint can be read"):
+        run(TINY_RUN, partial, quiet=True)
+    after = tree_state(partial)
+    after.pop("train.log"), before.pop("train.log")  # the log says what was skipped
+    assert after == before
 
 
 def _train_until(run_dir, stop_at):

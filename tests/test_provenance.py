@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from train_helpers import TINY_RUN
 
 from vitnqs import io, provenance
 
@@ -26,6 +27,25 @@ def test_recorded_names_the_commit_the_block_began_with(tmp_path, monkeypatch):
     with provenance.recorded(path):
         monkeypatch.setenv("VITNQS_GIT_COMMIT", "b" * 40)
     assert io.read_json(path)["git_commit"] == "a" * 40
+
+
+def test_a_run_names_the_commit_its_process_began_with(tmp_path, monkeypatch):
+    """A commit made while a run trains does not relabel it: the summary and the segment name
+    the code that ran, the tree as the process started."""
+    from vitnqs import segments
+    from vitnqs.train import run
+
+    monkeypatch.setenv("VITNQS_GIT_COMMIT", "a" * 40)
+    original = provenance.device_name
+
+    def device_then_commit():  # called as training starts: the checkout moves on from here
+        monkeypatch.setenv("VITNQS_GIT_COMMIT", "b" * 40)
+        return original()
+
+    monkeypatch.setattr(provenance, "device_name", device_then_commit)
+    summary = run({**TINY_RUN, "n_steps": 4, "n_samples_final": 64}, tmp_path, quiet=True)
+    assert summary["git_commit"] == "a" * 40
+    assert set(segments.read(tmp_path)["git_commit"]) == {"a" * 40}
 
 
 def test_the_commit_is_dirty_for_changed_code_not_for_changed_results(tmp_path, monkeypatch):

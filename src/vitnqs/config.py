@@ -203,6 +203,8 @@ class RunConfig:
         for name in ("seed", "n_discard_per_chain", "learning_rate_final"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {name}={getattr(self, name)!r}")
+        if self.seed >= 2**31 - 1:  # the sampler's seed, seed + 1, must fit JAX's int32 key
+            raise ConfigError(f"seed must be < 2**31 - 1, got seed={self.seed}")
         if self.diag_shift_initial is not None:
             value = self.diag_shift_initial
             if not _is_number(value) or not math.isfinite(value) or value <= 0:
@@ -278,6 +280,9 @@ class RunConfig:
                 f"got {self.local_energy_block!r}"
             )
         if self.snapshot_steps is not None:
+            if not isinstance(self.snapshot_steps, tuple):
+                raise ConfigError(f"snapshot_steps must be a list of steps or null, "
+                                  f"got {self.snapshot_steps!r}")
             for step in self.snapshot_steps:
                 if not _is_int(step) or not 0 <= step <= self.n_steps:
                     raise ConfigError(

@@ -78,6 +78,10 @@ class RunRecorder:
         self._checkpointed_step = -1
         self.stop_requested: str | None = None  # the name of a signal that asked the run to stop
         self.final_energy_devices: list[str] = []  # the device that drew each final-energy batch
+        self._newest_checkpoint_readable = True  # False after restore() skipped a damaged one
+        self.git_commit = provenance.git_commit()
+        """The code that runs: the tree as this process started (a checkout that moves on during
+        training does not change it); the summary and this process's segment name it."""
 
     # paths
     @property
@@ -151,14 +155,13 @@ class RunRecorder:
         if done % self.config.log_every == 0 or done == self.config.n_steps or step == 0:
             self._log_progress(done)
         due = (time.monotonic() - self._last_checkpoint) >= self.config.checkpoint_seconds
-        if (done % self.config.checkpoint_every == 0 or due or done == self.config.n_steps
-                or self.stop_requested):
+        stop = self.stop_requested  # read once: a signal between two reads would skip the write
+        if done % self.config.checkpoint_every == 0 or due or done == self.config.n_steps or stop:
             self.checkpoint(driver, done)
-        if self.stop_requested:  # at the last step too: the final energy waits for the rerun
-            self.logger.info("stopped by %s after step %d; checkpoint written",
-                             self.stop_requested, done)
+        if stop:  # at the last step too: the final energy waits for the rerun
+            self.logger.info("stopped by %s after step %d; checkpoint written", stop, done)
             raise TrainingStopped(
-                f"stopped by {self.stop_requested} after {done} of {self.config.n_steps} steps; "
+                f"stopped by {stop} after {done} of {self.config.n_steps} steps; "
                 f"the checkpoint {self.checkpoint_path} holds them: "
                 "run the same command to continue"
             )
@@ -175,15 +178,21 @@ class RunRecorder:
             "history": {c: np.asarray([r[c] for r in self.rows]) for c in HISTORY_COLUMNS},
         }
         payload = serialization.msgpack_serialize(state)
-        if self.checkpoint_path.exists():
+        if self.checkpoint_path.exists() and self._newest_checkpoint_readable:
             self.checkpoint_path.replace(self.previous_checkpoint_path)
+        # else the newest file is the damaged one restore() skipped: the previous one, from
+        # which this run continued, stays until a readable checkpoint has replaced the damaged
         io.write_state(self.checkpoint_path, payload)
+        self._newest_checkpoint_readable = True
         self.write_history()
         self._last_checkpoint = time.monotonic()
         self._checkpointed_step = step
 
     def restore(self, driver) -> None:
-        """Continue from the newest readable checkpoint, if any; report unreadable ones."""
+        """Continue from the newest readable checkpoint, if any; report unreadable ones. When
+        checkpoints exist and none can be read, stop (RunDirectoryError) instead of training
+        from step 0 over the run's history and snapshots."""
+        damaged = []
         for path in (self.checkpoint_path, self.previous_checkpoint_path):
             if not path.exists():
                 continue
@@ -191,7 +200,9 @@ class RunRecorder:
                 state = serialization.msgpack_restore(io.read_state(path))
             except io.CorruptFileError as error:
                 self.logger.warning("skipping unreadable checkpoint: %s", error)
+                damaged.append(path)
                 continue
+            self._newest_checkpoint_readable = path == self.checkpoint_path
             restored = serialization.from_state_dict(driver.state, state["vstate"])
             driver.state.variables = restored.variables
             driver.state.sampler_state = restored.sampler_state
@@ -208,6 +219,13 @@ class RunRecorder:
             ]
             self.logger.info("restored checkpoint %s at step %d", path, driver.step_count)
             return
+        if damaged:
+            raise RunDirectoryError(
+                f"{self.run_dir}: no checkpoint can be read ({', '.join(p.name for p in damaged)} "
+                "damaged), and training again would start from step 0 over the run's history and "
+                "snapshots; nothing was changed. Restore checkpoint/ (e.g. from git or a backup), "
+                "or remove it to retrain the run from step 0"
+            )
 
     # the final energy, batch by batch
     def restore_final_energy(self, vstate, n_batches: int) -> list[np.ndarray]:
@@ -307,6 +325,7 @@ class RunRecorder:
             "seconds_per_step": float(np.median(timed)),
             "total_seconds": self.elapsed,
             **provenance.record(),
+            "git_commit": self.git_commit,
             "training_devices": segments.describe_devices(trained),
             "training_seconds_per_step": segments.step_seconds_by_device(trained, seconds),
             "final_energy_devices": describe_batch_devices(self.final_energy_devices),

@@ -146,7 +146,7 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False,
     with _stop_when_safe_on(signal.SIGTERM, recorder):
         remaining = target - driver.step_count
         if remaining > 0:
-            device, commit = provenance.device_name(), provenance.git_commit()
+            device, commit = provenance.device_name(), recorder.git_commit
             segments.record_start(run_dir, driver.step_count, device, commit)
             logger.info(
                 "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s, commit %s",
