@@ -373,6 +373,22 @@ def test_an_unreadable_final_energy_record_is_reported_and_the_estimate_starts_o
     assert run_outcome(run_dir) == run_outcome(uninterrupted)
 
 
+def test_a_final_energy_record_of_other_parameters_is_not_resumed(uninterrupted, tmp_path):
+    """The record names the parameters its batches were drawn from; batches of other parameters
+    (a final checkpoint that fell back and was retrained, on a GPU not bit for bit) are
+    dropped and the estimate starts over, never mixing two states."""
+    _, run_dir = _stopped_in_final_batch(tmp_path, 2)
+    path = run_dir / FINAL_RECORD
+    record = serialization.msgpack_restore(io.read_state(path))
+    assert len(record["parameters_sha256"]) == 64
+    record["parameters_sha256"] = "0" * 64
+    io.write_state(path, serialization.msgpack_serialize(record))
+    run(TINY_RUN, run_dir, quiet=True)
+    log = (run_dir / "train.log").read_text()
+    assert "drawn from other parameters" in log and "resuming after batch" not in log
+    assert run_outcome(run_dir) == run_outcome(uninterrupted)
+
+
 # --- corrupted cached results, read by the workflow's scripts -------------------------------------
 SAMPLING = {"n_samples": 16, "n_chains": 4, "n_discard_per_chain": 1, "seed": 0, "chunk_size": 16}
 RUN = f"runs/{RUN_ID}"

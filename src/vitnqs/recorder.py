@@ -26,6 +26,7 @@ stopped or killed estimate continues where it was, to the same numbers.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import time
@@ -239,6 +240,11 @@ class RunRecorder:
         except io.CorruptFileError as error:
             self.logger.warning("starting the final energy over: %s", error)
             return []
+        recorded = state.get("parameters_sha256")  # records before session 32 have none
+        if recorded is not None and recorded != _parameters_sha256(vstate.parameters):
+            self.logger.warning("starting the final energy over: %s was drawn from other "
+                                "parameters (the final checkpoint was retrained)", path)
+            return []
         batches = list(np.asarray(state["e_loc"]))
         shape = (vstate.sampler.n_chains, self.config.n_samples // vstate.sampler.n_chains)
         if not 0 < len(batches) <= n_batches or batches[0].shape != shape:
@@ -262,7 +268,8 @@ class RunRecorder:
         self.final_energy_devices += [provenance.device_name()] * new
         state = {"sampler_state": serialization.to_state_dict(vstate.sampler_state),
                  "e_loc": np.stack(batches),
-                 "devices": "\n".join(self.final_energy_devices)}
+                 "devices": "\n".join(self.final_energy_devices),
+                 "parameters_sha256": _parameters_sha256(vstate.parameters)}
         io.write_state(self.final_energy_path, serialization.msgpack_serialize(state))
         if self.stop_requested:
             done = len(batches)
@@ -394,3 +401,9 @@ def describe_batch_devices(devices: list[str]) -> str:
                      else f"{device} (batches {first}-{last})")
         first = last + 1
     return "; ".join(spans)
+
+
+def _parameters_sha256(parameters) -> str:
+    """Fingerprint of a parameter pytree: a final-energy record belongs to these parameters."""
+    return hashlib.sha256(
+        serialization.msgpack_serialize(serialization.to_state_dict(parameters))).hexdigest()
