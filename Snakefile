@@ -33,6 +33,15 @@ localrules:
     fig_starts,
     fig3,
     fig_sr_spectrum,
+    analysis,
+    shastry_sutherland,
+    table_input_dependence,
+    table_freeze_ablation,
+    table_positional_gain,
+    fig_input_dependence,
+    fig_input_dependence_size,
+    fig4,
+    benchmark,
 
 
 rule all:

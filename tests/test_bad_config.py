@@ -163,6 +163,23 @@ def test_malformed_workflow_config_stops_snakemake_before_any_job(
     assert not (tree / "results-quick").exists()
 
 
+def test_a_protocol_changed_under_trained_runs_stops_snakemake(tree, tmp_path):
+    """Editing a protocol that committed runs were trained with would relabel them: the main job
+    stops before any job and names each run folder and the key, and changes nothing."""
+    import yaml
+
+    reduced = yaml.safe_load((tree / "config/config.yaml").read_text())["protocols"]["reduced"]
+    override = {"protocols": {"reduced": {**reduced, "n_steps": 1200}}}
+    before = tree_state(tree / "results")
+    result = snakemake(tree, "--cores", "1", "--dry-run",
+                       configs=[write_yaml(tmp_path / "longer.yaml", override)])
+    assert result.returncode != 0 and not planned_jobs(result.stdout)
+    assert "trained with other settings" in result.stdout, result.stdout[-2000:]
+    assert ("results/runs/L6_J0.5_nl4_t5_s0_reduced/config.yaml: n_steps=600 (the config: 1200)"
+            in result.stdout)
+    assert tree_state(tree / "results") == before
+
+
 def test_a_run_without_reference_energy_has_relative_error_null(tmp_path):
     """No reference for (L, J2) = (4, 0.3): the run is allowed, its summary says relative_error
     null, Table 1 leaves the cell empty and Figs. 2 and 3 leave the run out of their accuracy

@@ -67,6 +67,17 @@ def test_unreadable_state_file_is_reported_with_its_path(tmp_path, damage):
         io.read_state(path)
 
 
+def test_written_files_get_the_permissions_open_would_give_them(tmp_path):
+    """Atomic writes go through a private temporary file (mode 0600); the result must not stay
+    private, or collaborators on a shared cluster could not read the run."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    io.write_json(tmp_path / "summary.json", {"energy_per_site": -0.5})
+    io.write_state(tmp_path / "state.msgpack", b"payload")
+    for name in ("summary.json", "state.msgpack"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
 def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     """Stop a run at step 12 (checkpoints at 8 and 12), damage the newest, resume: same result."""
     reference = run(TINY_RUN, tmp_path / "reference", quiet=True)
@@ -438,7 +449,7 @@ def run_script(script: str, results: Path, log: Path) -> None:
     """Run workflow/scripts/{script} in this process as Snakemake would, on the tree `results`."""
     fields = _script_io(script, results)
     snakemake = SimpleNamespace(**{k: Namedlist(fromdict=v) for k, v in fields.items()},
-                                log=Namedlist([str(log)]))
+                                log=Namedlist([str(log)]), resources=Namedlist(fromdict={"gpu": 1}))
     stdout, stderr = sys.stdout, sys.stderr
     try:
         runpy.run_path(str(REPO / "workflow" / "scripts" / script),

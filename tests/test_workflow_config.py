@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from vitnqs.config import ConfigError
-from vitnqs.workflow_config import build_run_grid
+from vitnqs.workflow_config import build_run_grid, runs_unlike_their_folders
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
 QUICK = CONFIG.with_name("quick.yaml")
 
 
@@ -164,3 +165,16 @@ def test_the_damped_start_protocol_is_paper_with_a_shift_of_1e_2_for_100_steps(c
         assert run.replace(protocol="paper", diag_shift_initial=None,
                            diag_shift_initial_steps=0) == paper
         assert [run.diag_shift_at(step) for step in (0, 99, 100)] == [1e-2, 1e-2, 1e-3]
+
+
+def test_every_committed_run_folder_holds_the_settings_the_config_gives_it(config):
+    """What the main job checks at parse time (runs_unlike_their_folders): each committed run
+    was trained with its current settings; an edited science key is named, a runtime key is not."""
+    grid = build_run_grid(config)
+    assert runs_unlike_their_folders(grid, REPO / "results") == []
+    run_id = "L6_J0.5_nl4_t5_s0_paper"
+    edited = {**config["protocols"]["paper"], "diag_shift": 1e-2, "chunk_size": 500}
+    edited_grid = build_run_grid({**config, "protocols": {**config["protocols"], "paper": edited}})
+    lines = runs_unlike_their_folders(edited_grid, REPO / "results")
+    assert f"runs/{run_id}/config.yaml: diag_shift=0.001 (the config: 0.01)" in "\n".join(lines)
+    assert not any("chunk_size" in line for line in lines)

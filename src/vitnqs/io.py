@@ -43,6 +43,11 @@ TEMPORARY_SUFFIX = ".tmp"
 """Suffix of the temporary files of ``write_atomic``, which are named .{name}.{random}.tmp."""
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+"""The process's umask (read once: os.umask can only be read by setting it)."""
+
+
 def write_atomic(path: Path | str, data: bytes) -> None:
     """Write bytes to path so that readers see the old file or the whole new one."""
     path = Path(path)
@@ -53,6 +58,7 @@ def write_atomic(path: Path | str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would create it (mkstemp's is 0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 from typing import Any
 
 from vitnqs.config import ConfigError, RunConfig
@@ -74,6 +75,30 @@ def build_run_grid(config: dict[str, Any]) -> RunGrid:
                 if run.run_id not in groups[group]:
                     groups[group].append(run.run_id)
     return RunGrid(runs=runs, groups=groups)
+
+
+def runs_unlike_their_folders(grid: RunGrid, results: str | Path) -> list[str]:
+    """One line per run whose folder holds a config.yaml with other science settings than the
+    workflow config gives the run (a protocol edited after the run was trained): its results
+    would pass for the new settings. Runtime keys (chunk sizes, ...) never count."""
+    import yaml
+
+    lines = []
+    for run_id, wanted in grid.runs.items():
+        path = Path(results) / "runs" / run_id / "config.yaml"
+        if not path.exists():
+            continue
+        try:
+            held = RunConfig.from_dict(yaml.safe_load(path.read_text())).science()
+        except (ConfigError, yaml.YAMLError, UnicodeDecodeError, TypeError) as error:
+            lines.append(f"{path}: not a readable run config ({error})")
+            continue
+        want = wanted.science()
+        changed = sorted(key for key in set(held) | set(want) if held.get(key) != want.get(key))
+        if changed:
+            lines.append(f"{path}: " + ", ".join(
+                f"{key}={held.get(key)!r} (the config: {want.get(key)!r})" for key in changed))
+    return lines
 
 
 def expand_block(

@@ -71,7 +71,7 @@ rule analysis:
         ANALYSIS_TARGETS,
 
 
-# --- heavy: sample trained states -------------------------------------------------------------
+# --- heavy: sample trained states, each job on a GPU (resources gpu=1), like training -----------
 rule attention_maps:
     input:
         summary=ancient(run_path("{run}", "summary.json")),
@@ -82,6 +82,8 @@ rule attention_maps:
         sampling=SAMPLING,
     log:
         f"{RESULTS}/logs/attention_maps/{{run}}.log",
+    resources:
+        gpu=1,  # as train: one free GPU per job (vitnqs.gpus.claim_gpus)
     conda:
         "../../environment.yml"
     script:
@@ -98,6 +100,8 @@ rule input_dependence:
         sampling=SAMPLING,
     log:
         f"{RESULTS}/logs/input_dependence/{{run}}.log",
+    resources:
+        gpu=1,  # as train: one free GPU per job (vitnqs.gpus.claim_gpus)
     conda:
         "../../environment.yml"
     script:
@@ -115,6 +119,8 @@ rule freeze_ablation:
         n_samples_energy=ANALYSIS["n_samples_energy"],
     log:
         f"{RESULTS}/logs/freeze_ablation/{{run}}.log",
+    resources:
+        gpu=1,  # as train: one free GPU per job (vitnqs.gpus.claim_gpus)
     conda:
         "../../environment.yml"
     script:
@@ -143,7 +149,7 @@ rule shastry_sutherland:
 rule table_input_dependence:
     input:
         frames=expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS),
-        code=["src/vitnqs/analysis_tables.py", "workflow/scripts/table_input_dependence.py"],
+        code=code_of("table_input_dependence"),
     output:
         report(
             f"{ANALYSIS_DIR}/table_input_dependence.csv",
@@ -162,7 +168,7 @@ rule table_freeze_ablation:
     input:
         ablations=expand(FREEZE_ABLATION, run=ABLATION_RUNS),
         summaries=[run_path(run, "summary.json") for run in ABLATION_RUNS],
-        code=["src/vitnqs/analysis_tables.py", "workflow/scripts/table_freeze_ablation.py"],
+        code=code_of("table_freeze_ablation"),
     output:
         report(
             f"{ANALYSIS_DIR}/table_freeze_ablation.csv",
@@ -180,7 +186,7 @@ rule table_freeze_ablation:
 rule table_positional_gain:
     input:
         summaries=[run_path(run, "summary.json") for run in POSITIONAL_RUNS],
-        code=["src/vitnqs/positional_gain.py", "workflow/scripts/table_positional_gain.py"],
+        code=code_of("table_positional_gain"),
     output:
         report(
             f"{ANALYSIS_DIR}/table_positional_gain.csv",
@@ -198,7 +204,7 @@ rule table_positional_gain:
 rule fig_input_dependence:
     input:
         frames=expand(INPUT_DEPENDENCE, run=QUERY_KEY_RUNS),
-        code=["src/vitnqs/attention_plots.py", "workflow/scripts/fig_input_dependence.py"],
+        code=code_of("fig_input_dependence"),
     output:
         png=report(
             f"{RESULTS}/figures/fig_input_dependence.png",
@@ -217,7 +223,7 @@ rule fig_input_dependence:
 rule fig_input_dependence_size:
     input:
         table=f"{ANALYSIS_DIR}/table_input_dependence.csv",
-        code=["src/vitnqs/attention_plots.py", "workflow/scripts/fig_input_dependence_size.py"],
+        code=code_of("fig_input_dependence_size"),
     output:
         png=report(
             f"{RESULTS}/figures/fig_input_dependence_size.png",
@@ -238,7 +244,7 @@ rule fig_input_dependence_size:
 rule fig4:
     input:
         **{mechanism: MAPS.format(run=run) for mechanism, run in FIG4_RUNS.items()},
-        code=["src/vitnqs/attention_plots.py", "workflow/scripts/fig4.py"],
+        code=code_of("fig4"),
     output:
         png=report(
             f"{RESULTS}/figures/fig4.png",

@@ -12,9 +12,10 @@ import sys
 from snakemake.utils import min_version
 
 from vitnqs.analysis_jobs import provenance_path
+from vitnqs.code_inputs import code_files
 from vitnqs.config import ConfigError
 from vitnqs.gpus import visible_gpus
-from vitnqs.workflow_config import build_benchmark_runs, build_run_grid
+from vitnqs.workflow_config import build_benchmark_runs, build_run_grid, runs_unlike_their_folders
 
 min_version("9.0")
 
@@ -37,6 +38,15 @@ except ConfigError as error:
 
 RUNS = GRID.runs
 """Run id -> RunConfig, for every run of every group."""
+
+_STALE = runs_unlike_their_folders(GRID, RESULTS)
+if _STALE:
+    sys.exit(
+        "Runs on disk were trained with other settings than the workflow config now gives them, "
+        "so tables would show them as what they are not:\n  " + "\n  ".join(_STALE) + "\n"
+        "Change the config back, or give the new settings a protocol of their own (new run ids); "
+        "to retrain a run under the new settings, move its folder away."
+    )
 
 RUN_CONFIGS = {run_id: run_config.to_dict() for run_id, run_config in RUNS.items()}
 """Run id -> config mapping of every run: the params of the rules that read run records."""
@@ -74,6 +84,13 @@ def provenance_of(path):
     """The record beside an analysis file (vitnqs.provenance.recorded): commit, device,
     versions, wall seconds and settings, e.g. freeze_ablation/RUN.provenance.json."""
     return str(provenance_path(path))
+
+
+def code_of(script):
+    """The adapter workflow/scripts/{script}.py and every vitnqs module it runs (its imports,
+    followed through the package): the code inputs of a table or figure rule, so an edit to any
+    of them reruns it. Never of a rule that trains or samples."""
+    return code_files(f"workflow/scripts/{script}.py", "src/vitnqs")
 
 
 def run_path(run_id, name):

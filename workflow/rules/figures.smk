@@ -5,7 +5,7 @@ rule fig2:
     input:
         summaries=get_group_files("fig2", "summary.json"),
         histories=get_group_files("fig2", "history.csv"),
-        code=["src/vitnqs/plotting.py", "workflow/scripts/fig2.py"],
+        code=code_of("fig2"),
     output:
         png=report(f"{RESULTS}/figures/fig2.png", caption="../report/fig2.rst", category="Figures"),
         pdf=f"{RESULTS}/figures/fig2.pdf",
@@ -21,7 +21,7 @@ rule fig3:
     input:
         summaries=get_group_files("fig3", "summary.json"),
         benchmarks=get_benchmarks(),
-        code=["src/vitnqs/plotting.py", "workflow/scripts/fig3.py"],
+        code=code_of("fig3"),
     output:
         png=report(f"{RESULTS}/figures/fig3.png", caption="../report/fig3.rst", category="Figures"),
         pdf=f"{RESULTS}/figures/fig3.pdf",
@@ -36,7 +36,7 @@ rule fig3:
 rule fig_sr_spectrum:
     input:
         spectra=get_sr_spectra(),
-        code=["src/vitnqs/spectrum_plots.py", "workflow/scripts/fig_sr_spectrum.py"],
+        code=code_of("fig_sr_spectrum"),
     output:
         png=report(
             f"{RESULTS}/figures/fig_sr_spectrum.png",
@@ -60,8 +60,7 @@ STARTS_FIGURE_SYSTEM = {"L": 6, "J2": 0.5, "n_layers": 4, "n_samples": 6000}
 rule fig_starts:
     input:
         unpack(lambda wildcards: STARTS_INPUTS),
-        code=["src/vitnqs/plotting.py", "src/vitnqs/starts.py", "src/vitnqs/records.py",
-              "workflow/scripts/fig_starts.py"],
+        code=code_of("fig_starts"),
     output:
         png=report(f"{RESULTS}/figures/fig_starts.png", caption="../report/fig_starts.rst",
                    category="Figures"),

@@ -13,7 +13,7 @@ START_PROBES = sorted(glob.glob(f"{RESULTS}/probes/starts/*/history.csv"))
 rule table1:
     input:
         summaries=get_group_files("table1", "summary.json"),
-        code=["src/vitnqs/tables.py", "workflow/scripts/table1.py"],
+        code=code_of("table1"),
     output:
         csv=report(f"{RESULTS}/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
         md=f"{RESULTS}/tables/table1.md",
@@ -31,7 +31,7 @@ rule table1:
 rule mechanism_agreement:
     input:
         summaries=finished_summaries(),
-        code=["src/vitnqs/agreement.py", "workflow/scripts/mechanism_agreement.py"],
+        code=code_of("mechanism_agreement"),
     output:
         csv=report(f"{RESULTS}/tables/mechanism_agreement.csv",
                    caption="../report/mechanism_agreement.rst", category="Tables"),
@@ -60,7 +60,7 @@ RECORD_INPUTS = {  # the files vitnqs.records reads: runs of the grid with files
 rule run_status:
     input:
         unpack(lambda wildcards: RECORD_INPUTS),
-        code=["src/vitnqs/tables.py", "src/vitnqs/failed.py", "workflow/scripts/run_status.py"],
+        code=code_of("run_status"),
     output:
         csv=f"{RESULTS}/tables/run_status.csv",
         md=f"{RESULTS}/tables/run_status.md",
@@ -83,8 +83,7 @@ PROBES = GROUPS.get("positional_probe", []) + GROUPS.get("sr_probe", [])
 rule table_probes:
     input:
         unpack(lambda wildcards: RECORD_INPUTS),
-        code=["src/vitnqs/probes.py", "src/vitnqs/records.py", "src/vitnqs/tables.py",
-              "src/vitnqs/failed.py", "workflow/scripts/table_probes.py"],
+        code=code_of("table_probes"),
     output:
         csv=report(f"{RESULTS}/tables/probes.csv", caption="../report/probes.rst",
                    category="Tables"),
@@ -111,8 +110,7 @@ STARTS_INPUTS = {  # what table_starts and fig_starts read: every run folder wit
 rule table_starts:
     input:
         unpack(lambda wildcards: STARTS_INPUTS),
-        code=["src/vitnqs/starts.py", "src/vitnqs/records.py", "src/vitnqs/probes.py",
-              "workflow/scripts/table_starts.py"],
+        code=code_of("table_starts"),
     output:
         csv=report(f"{RESULTS}/tables/starts.csv", caption="../report/starts.rst",
                    category="Tables"),
@@ -133,8 +131,7 @@ rule table_starts:
 rule table_trajectories:
     input:
         unpack(lambda wildcards: RECORD_INPUTS),
-        code=["src/vitnqs/trajectories.py", "src/vitnqs/starts.py", "src/vitnqs/records.py",
-              "workflow/scripts/table_trajectories.py"],
+        code=code_of("table_trajectories"),
     output:
         csv=report(f"{RESULTS}/tables/trajectories.csv", caption="../report/trajectories.rst",
                    category="Tables"),
