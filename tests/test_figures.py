@@ -658,6 +658,21 @@ def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(ru
     assert "| 6   | 0.5  | 4     | tiny" in format_agreement(table.reset_index())
 
 
+def test_agreement_without_a_reference_shows_spreads_and_no_relative_error(runs):
+    """A system with no exact or QMC energy (J2 = 0.3): no relative error is made up (it used to
+    read 0 against the lowest energy), the spreads are relative to |lowest energy|."""
+    from vitnqs.agreement import format_agreement, table_agreement
+
+    eight = runs[runs.J2 == 0.5].assign(L=8, J2=0.3, reference_energy=float("nan"))
+    frame = pd.concat([eight[eight.attention == "t5"].assign(energy_per_site=-0.50),
+                       eight[eight.attention == "factored"].assign(energy_per_site=-0.49)])
+    table = table_agreement(frame)
+    assert table.reference_energy.isna().all() and table.best_relative_error.isna().all()
+    assert table.mean_relative_error.isna().all()
+    assert table.mechanism_spread.tolist() == pytest.approx([0.01 / 0.50] * 2)
+    assert "0.00e+00" not in format_agreement(table)
+
+
 def _spectrum_rows(run_id: str, diag_shift: float, steps=(0, 5, 10)) -> pd.DataFrame:
     """Rows as vitnqs.sr_spectrum writes them, from random kernels (no sampling)."""
     from vitnqs.sr_spectrum import step_at_shifts

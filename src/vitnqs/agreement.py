@@ -37,11 +37,12 @@ def table_agreement(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per mechanism of each system and protocol in summary_frame's rows ``runs``."""
     rows = []
     for system, same in runs.reset_index(drop=True).groupby(SYSTEM_KEYS, sort=False):
-        reference = same.reference_energy.dropna()
-        reference = reference.iloc[0] if len(reference) else same.energy_per_site.min()
+        known = same.reference_energy.dropna()
+        reference = known.iloc[0] if len(known) else float("nan")  # no ED or QMC value
+        scale = reference if len(known) else same.energy_per_site.min()  # of the spreads
         best = {attention: seeds.loc[seeds.energy_per_site.idxmin()]
                 for attention, seeds in same.groupby("attention", sort=False)}
-        mechanisms = _spread(pd.Series([b.energy_per_site for b in best.values()]), reference)
+        mechanisms = _spread(pd.Series([b.energy_per_site for b in best.values()]), scale)
         for attention, seeds in same.groupby("attention", sort=False):
             lowest = best[attention]
             rows.append({
@@ -51,9 +52,9 @@ def table_agreement(runs: pd.DataFrame) -> pd.DataFrame:
                 "best_energy_error": lowest.energy_error, "reference_energy": reference,
                 "best_relative_error": relative_error(lowest.energy_per_site, reference),
                 "mean_relative_error": relative_error(seeds.energy_per_site.mean(), reference),
-                "seed_spread": _spread(seeds.energy_per_site, reference),
+                "seed_spread": _spread(seeds.energy_per_site, scale),
                 "mechanism_spread": mechanisms,
-                "paper_spread": _spread(paper_energies(lowest), reference),
+                "paper_spread": _spread(paper_energies(lowest), scale),
             })
     table = pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
     order = table.attention.map({m: i for i, m in enumerate(MECHANISMS)})
@@ -67,7 +68,8 @@ def format_agreement(table: pd.DataFrame) -> str:
     """Markdown: the table, with the spreads as relative numbers."""
     heading = ("**Do the mechanisms agree?** Each mechanism's lowest energy over its seeds; "
                "spreads are (highest - lowest) / |reference| over the seeds of a mechanism, "
-               "over the mechanisms' lowest energies, and over the paper's Table 1\n\n")
+               "over the mechanisms' lowest energies, and over the paper's Table 1 (where a "
+               "system has no reference energy: over |lowest energy|, and no relative error)\n\n")
     if table.empty:
         return heading + "No finished runs yet.\n"
     shown = pd.DataFrame({

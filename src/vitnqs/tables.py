@@ -133,6 +133,8 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
     """The columns of table_energies a reader compares, as text."""
     return pd.DataFrame({
         "L": table.L.astype(str),
+        "J2": table.J2.map("{:g}".format),  # a group may hold other couplings or depths
+        "n_l": table.n_layers.astype(str),
         "attention": table.attention,
         "protocol": table.protocol,
         "seed": table.seed.map(lambda x: "" if pd.isna(x) else str(int(x))),
@@ -175,7 +177,8 @@ def format_markdown(table: pd.DataFrame, title: str) -> str:
     heading = f"**{title}** ({describe_protocols(table)})\n\n"
     if table.empty:
         return heading + "No finished runs yet.\n"
-    return heading + display_energies(table).to_markdown(index=False) + "\n"
+    # the cells as display_energies wrote them (7.80e-03, not re-read as the number 0.0078)
+    return heading + display_energies(table).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def format_latex(table: pd.DataFrame, title: str) -> str:
