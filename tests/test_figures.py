@@ -396,6 +396,31 @@ def test_fig_scaling_draws_each_protocol_as_its_own_line(runs):
     assert ":" not in {line.get_linestyle() for line in lines.values()}  # dotted: the paper's
 
 
+def test_fig_scaling_never_joins_two_systems_in_one_line(runs):
+    """t5 at J2 = 0.5 and at J2 = 0 (its own reference) at L = 6 and 8, one protocol: two lines,
+    each through its own system's errors, labelled with J2 and n_l (a line through the lower
+    error per L, as before, joined the systems); timings of two devices stay two lines."""
+    t5 = runs[(runs.attention == "t5") & (runs.J2 == 0.5)]
+    frames = [t5.assign(L=L, J2=J2, run_id=f"{J2}-{L}", energy_per_site=e, reference_energy=ref)
+              for J2, ref, pair in ((0.5, -0.5, (-0.49, -0.48)), (0.0, -0.7, (-0.699, -0.698)))
+              for L, e in zip((6, 8), pair)]
+    both = pd.concat(frames)
+    left = fig_scaling(both, *select_timings(both, {})).axes[0]
+    lines = {c.get_label(): c.lines[0] for c in left.containers if c.get_label()[0] != "_"}
+    protocol = t5.protocol.iloc[0]
+    n_l = int(t5.n_layers.iloc[0])
+    assert set(lines) == {f"t5 ({protocol}, J2 = 0.5, n_l = {n_l})",
+                          f"t5 ({protocol}, J2 = 0, n_l = {n_l})"}
+    np.testing.assert_allclose(
+        np.asarray(lines[f"t5 ({protocol}, J2 = 0, n_l = {n_l})"].get_ydata(), float),
+        [0.001 / 0.7, 0.002 / 0.7])
+    timings = pd.DataFrame({"L": [6, 6], "attention": ["t5", "t5"], "seconds_per_step": [1, 2],
+                            "device": ["H100", "H200"]})
+    right = fig_scaling(both, timings, "benchmarks").axes[1]
+    assert sorted(line.get_ydata()[0] for line in right.get_lines()
+                  if line.get_linestyle() != ":") == [1, 2]
+
+
 def test_fig_scaling_keeps_equal_errors_of_two_mechanisms_apart(runs):
     """Decoupled and factored with the same energy at L = 6 (as 6x6 `reduced`: 2.94e-3 and
     2.99e-3): their markers stand side by side, each near L = 6 and in the mechanisms' order,

@@ -127,19 +127,24 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
 
 def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -> Figure:
     """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism
-    (and per protocol, in its own line style, where the runs have several: never one line
-    across protocols). Several runs of one mechanism at one L (seeds): the line joins the
+    (and per protocol, and per J2 and n_l where the runs hold several systems, in its own line
+    style: never one line across protocols or systems). Several runs of one mechanism at one L (seeds): the line joins the
     lowest energies, the others are faint markers off the line, with a legend entry of their own
     (hollow markers on dotted lines are the paper's). In the accuracy panel each mechanism's
     points sit SIZE_OFFSETS beside their L, so that equal errors stay visible."""
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])
-        line_styles = protocol_line_styles(accuracy.protocol)
+        series = accuracy.protocol.astype(str)
+        if len(accuracy[["J2", "n_layers"]].drop_duplicates()) > 1:  # a line never joins systems
+            series = (series + accuracy.J2.map(", J2 = {:g}".format)
+                      + accuracy.n_layers.map(", n_l = {}".format))
+        accuracy = accuracy.assign(series=series)
+        line_styles = protocol_line_styles(accuracy.series)
         other_seeds_drawn = False
-        for protocol, line_style in line_styles.items():
-            for attention, group in by_mechanism(accuracy[accuracy.protocol == protocol]):
-                label = f"{attention} ({protocol})" if len(line_styles) > 1 else attention
+        for name, line_style in line_styles.items():
+            for attention, group in by_mechanism(accuracy[accuracy.series == name]):
+                label = f"{attention} ({name})" if len(line_styles) > 1 else attention
                 energies = group.groupby("L").energy_per_site
                 lowest = group.energy_per_site == energies.transform("min")
                 other_seeds_drawn |= bool((~lowest).any())
@@ -248,7 +253,8 @@ def select_timings(
 def _plot_timings(ax, timings: pd.DataFrame) -> list[tuple[str, object]]:
     """A line per mechanism (colour), and per implementation or M (line style) where the
     timings hold several; returns the (label, style) of each series."""
-    keys = [c for c in ("implementation", "n_samples") if c in timings and timings[c].nunique() > 1]
+    keys = [c for c in ("device", "implementation", "n_samples")
+            if c in timings and timings[c].nunique() > 1]  # never a median across devices
     series = timings.groupby(keys) if keys else [((), timings)]
     styles = []
     for (values, frame), style in zip(series, ("-", "--", "-.", (0, (5, 1)), (0, (1, 1)))):
