@@ -197,5 +197,9 @@ def test_a_run_without_reference_energy_has_relative_error_null(tmp_path):
     assert display_energies(table_energies(runs))["rel. error"].tolist() == [""]
     curves = fig_learning_curves({config.run_id: recorder.history()}, runs)
     assert not any(ax.get_lines() for ax in curves.axes)
-    accuracy = fig_scaling(runs, *select_timings(runs, {})).axes[0]
+    scaling = fig_scaling(runs, *select_timings(runs, {}))
+    accuracy = scaling.axes[0]
     assert not accuracy.get_lines() and not accuracy.containers
+    for figure in (curves, scaling):  # left out, and saying so
+        assert "not drawn, no reference energy: 1 run(s) at 4x4, J2 = 0.3" in (
+            figure._suptitle.get_text())

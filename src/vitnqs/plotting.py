@@ -71,6 +71,17 @@ def smoothing_window(n_steps: int) -> int:
     return n_steps // 100 if n_steps >= SMOOTH_FROM_STEPS else 1
 
 
+def unreferenced_note(runs: pd.DataFrame) -> str:
+    """A title line naming the runs left out of a relative-error panel for want of a reference
+    energy (no exact or QMC value for their L and J2), or '' where there are none."""
+    missing = runs[runs.reference_energy.isna()]
+    if missing.empty:
+        return ""
+    systems = sorted({f"{L}x{L}, J2 = {J2:g}" for L, J2 in zip(missing.L, missing.J2)})
+    return (f"\nnot drawn, no reference energy: {len(missing)} run(s) at "
+            + "; ".join(systems))
+
+
 def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) -> Figure:
     """Fig. 2: relative error vs optimization step, one panel per (L, J2, n_l) and protocol, a
     curve per mechanism (and seed). Protocols never share a panel or an x axis: 300 steps of
@@ -120,8 +131,8 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
             legend_once_per_label(ax, loc="upper right", max_rows=4, fontsize="small")
         if not panels:
             _no_runs(axes[0])
-        fig.suptitle(f"Relative error during optimization\n{describe_protocols(runs)}",
-                     fontsize="small")
+        fig.suptitle(f"Relative error during optimization\n{describe_protocols(runs)}"
+                     f"{unreferenced_note(runs)}", fontsize="small")
     return fig
 
 
@@ -182,7 +193,8 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
         legend_once_per_label(left, extra=extra, max_rows=4, on=fig, fontsize="small",
                               loc="outside lower left")
         _timing_legend(right, styles)
-        fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}", fontsize="small")
+        fig.suptitle(f"Scaling with system size\n{describe_protocols(runs)}"
+                     f"{unreferenced_note(runs)}", fontsize="small")
     return fig
 
 

@@ -223,6 +223,9 @@ rule fig_input_dependence:
 rule fig_input_dependence_size:
     input:
         table=f"{ANALYSIS_DIR}/table_input_dependence.csv",
+        # the runs analysis.size_runs selects: a changed filter changes this list, which reruns
+        # the figure (rerun trigger `input`; the filter itself is only a param)
+        selected=expand(INPUT_DEPENDENCE, run=SIZE_RUNS),
         code=code_of("fig_input_dependence_size"),
     output:
         png=report(
