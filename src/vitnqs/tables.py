@@ -16,6 +16,7 @@ from vitnqs import io
 from vitnqs.config import MECHANISMS
 from vitnqs.failed import FailedRun
 from vitnqs.paper import PAPER_TABLE1, PAPER_TABLE1_KEYS
+from vitnqs.reference import reference_energy
 
 
 RUN_COLUMNS = (
@@ -36,12 +37,18 @@ FINITE_COLUMNS = ("energy_per_site", "energy_error")
 def summary_frame(summaries: list[dict]) -> pd.DataFrame:
     """One row per run from its summary.json mapping; refuses other layouts, missing fields and
     non-finite energies with a ValueError that names the run. ``seed`` comes from the run's
-    config (empty where a summary lacks it)."""
+    config (empty where a summary lacks it). The reference energy and relative error are those
+    of vitnqs.reference now: a summary keeps the reference of the day it was written."""
     for summary in summaries:
         check_summary(summary)
     columns = [*RUN_COLUMNS, *OPTIONAL_COLUMNS]
-    rows = [{**{c: s.get(c) for c in columns}, "seed": (s.get("config") or {}).get("seed")}
-            for s in summaries]
+    rows = []
+    for s in summaries:
+        reference = reference_energy(s["L"], s["J2"])
+        value = float("nan") if reference is None else reference.value
+        rows.append({**{c: s.get(c) for c in columns}, "seed": (s.get("config") or {}).get("seed"),
+                     "reference_energy": value,
+                     "relative_error": abs((s["energy_per_site"] - value) / value)})
     return sort_runs(pd.DataFrame(rows, columns=[*columns, "seed"]))
 
 
