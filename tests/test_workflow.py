@@ -190,6 +190,9 @@ def test_quick_grid_trains_and_renders_end_to_end(quick):
     assert len(trajectories) == 4 and trajectories["error_90_99"].isna().all()
     agreement = io.read_csv(tree / "results-quick/tables/mechanism_agreement.csv")
     assert sorted(agreement["attention"]) == ["decoupled", "factored", "factored", "t5"]
+    # the freeze ablation of each query-key run, through its rule into its table
+    ablation = io.read_csv(tree / "results-quick/analysis/table_freeze_ablation.csv")
+    assert sorted(ablation["attention"]) == ["decoupled", "t5"]
     # the quick grid never touches results/
     assert tree_state(tree / "results", skip=RENDERED) == committed
     again = snakemake(tree, "--cores", "2", "--dry-run", configs=configs)
