@@ -17,12 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from vitnqs import io  # noqa: E402
 from vitnqs.config import RunConfig  # noqa: E402
-from vitnqs.analysis_jobs import analysis_settings, merge_configs, output_path  # noqa: E402
+from vitnqs.analysis_jobs import (  # noqa: E402
+    QUERY_KEY_MECHANISMS, analysis_settings, merge_configs, output_path,
+)
 from vitnqs.workflow_config import build_run_grid  # noqa: E402
-
-QUERY_KEY = ("t5", "decoupled")
-"""Mechanisms with query-key weights: the runs analysis.smk measures (QUERY_KEY_RUNS)."""
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
@@ -42,14 +40,14 @@ def main() -> int:
     if args.what == "config":
         path = results / "runs" / args.run / "config.yaml"
         if path.exists():
-            if RunConfig.from_dict(io.read_yaml(path)).science() != run.science():
+            if RunConfig.from_dict(io.read_yaml(path)).science_changes(run):
                 sys.exit(f"plan.py: {path} differs from the workflow config's {args.run}")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             io.write_yaml(path, run.to_dict())
         print(path)
         return 0
-    if run.attention not in QUERY_KEY:
+    if run.attention not in QUERY_KEY_MECHANISMS:
         return 0
     jobs = ["input_dependence"]
     if args.run in grid.selected(analysis_settings(config)["ablation_runs"]):

@@ -40,6 +40,10 @@ SAMPLING_KEYS = ("n_samples", "n_chains", "n_discard_per_chain", "seed", "chunk_
 OUTPUTS = {"input_dependence": ".csv", "freeze_ablation": ".json"}
 """Analysis jobs run one per run, and the suffix of the file each writes."""
 
+QUERY_KEY_MECHANISMS = ("t5", "decoupled")
+"""Mechanisms with query-key weights: the runs whose input dependence is measured (and, where
+analysis.ablation_runs selects them, frozen); factored's weights ignore the input."""
+
 
 def merge_configs(base: dict, override: dict) -> dict:
     """Snakemake's merge of config files: mappings key by key (recursively), anything else whole."""

@@ -9,12 +9,14 @@ kept by hand can fall behind the code.
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 from vitnqs import _PUBLIC
 
 
-def _imported_modules(path: Path) -> set[str]:
+@lru_cache(maxsize=None)  # each module is parsed once per Snakemake run, not once per rule
+def _imported_modules(path: Path) -> frozenset[str]:
     """Dotted names of the vitnqs modules (and names) that a file imports, anywhere in it."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -23,7 +25,7 @@ def _imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name.split(".")[0] == "vitnqs"}
+    return frozenset(name for name in names if name.split(".")[0] == "vitnqs")
 
 
 def _module_file(name: str, package: Path) -> Path | None:

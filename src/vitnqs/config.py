@@ -173,6 +173,12 @@ class RunConfig:
         """The keys that define what the run computes (all but RUNTIME_KEYS)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}
 
+    def science_changes(self, other: RunConfig) -> dict[str, tuple[Any, Any]]:
+        """The science keys whose values differ, sorted: key -> (self's value, other's)."""
+        mine, theirs = self.science(), other.science()
+        return {key: (mine.get(key), theirs.get(key)) for key in sorted(set(mine) | set(theirs))
+                if mine.get(key) != theirs.get(key)}
+
     def diag_shift_at(self, step: int) -> float:
         """The diagonal shift of SR at an optimization step (0-based)."""
         if self.diag_shift_initial is not None and step < self.diag_shift_initial_steps:

@@ -48,7 +48,7 @@ def summary_frame(summaries: list[dict]) -> pd.DataFrame:
         value = float("nan") if reference is None else reference.value
         rows.append({**{c: s.get(c) for c in columns}, "seed": (s.get("config") or {}).get("seed"),
                      "reference_energy": value,
-                     "relative_error": abs((s["energy_per_site"] - value) / value)})
+                     "relative_error": relative_error(s["energy_per_site"], value)})
     return sort_runs(pd.DataFrame(rows, columns=[*columns, "seed"]))
 
 

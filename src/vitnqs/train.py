@@ -245,14 +245,13 @@ def _claim_run_directory(config: RunConfig, run_dir: Path) -> None:
     path = run_dir / "config.yaml"
     if path.exists():
         try:
-            existing = RunConfig.from_dict(io.read_yaml(path)).science()
+            existing = RunConfig.from_dict(io.read_yaml(path))
         except (ConfigError, io.CorruptFileError) as error:
             raise RunDirectoryError(
                 f"{run_dir} holds a config.yaml that is not a valid run config (written by another "
                 f"version of vitnqs?): {error}; nothing was changed"
             ) from None
-        wanted = config.science()
-        changed = sorted(k for k in wanted if existing.get(k) != wanted.get(k))
+        changed = list(existing.science_changes(config))
         if changed:
             raise RunDirectoryError(
                 f"{run_dir} holds a run with a different config (keys {changed} differ); "

@@ -89,15 +89,14 @@ def runs_unlike_their_folders(grid: RunGrid, results: str | Path) -> list[str]:
         if not path.exists():
             continue
         try:
-            held = RunConfig.from_dict(yaml.safe_load(path.read_text())).science()
+            held = RunConfig.from_dict(yaml.safe_load(path.read_text()))
         except (ConfigError, yaml.YAMLError, UnicodeDecodeError, TypeError) as error:
             lines.append(f"{path}: not a readable run config ({error})")
             continue
-        want = wanted.science()
-        changed = sorted(key for key in set(held) | set(want) if held.get(key) != want.get(key))
+        changed = held.science_changes(wanted)
         if changed:
             lines.append(f"{path}: " + ", ".join(
-                f"{key}={held.get(key)!r} (the config: {want.get(key)!r})" for key in changed))
+                f"{key}={ours!r} (the config: {theirs!r})" for key, (ours, theirs) in changed.items()))
     return lines
 
 

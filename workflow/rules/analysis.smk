@@ -10,7 +10,9 @@
 # run_path(run_id, name), provenance_of(path).
 # Config key `analysis` (optional; every sub-key defaults to vitnqs.analysis_jobs.ANALYSIS_DEFAULTS,
 # shared with `vitnqs analyse`, which runs the sampling jobs below without Snakemake).
-from vitnqs.analysis_jobs import analysis_settings, output_path, sampling_settings
+from vitnqs.analysis_jobs import (
+    QUERY_KEY_MECHANISMS, analysis_settings, output_path, sampling_settings,
+)
 from vitnqs.positional_gain import MECHANISMS as POSITIONAL_MECHANISMS
 
 ANALYSIS = analysis_settings(config)
@@ -25,7 +27,7 @@ FREEZE_ABLATION = str(output_path(RESULTS, "freeze_ablation", "{run}"))
 # require_all_runs). Only these are analysed.
 FINISHED = set(finished_runs(RUNS))
 QUERY_KEY_RUNS = sorted(
-    run for mechanism in ("t5", "decoupled") for run in runs_where(attention=mechanism)
+    run for mechanism in QUERY_KEY_MECHANISMS for run in runs_where(attention=mechanism)
     if run in FINISHED
 )
 SELECTED = {  # the runs each analysis filter selects
