@@ -16,26 +16,19 @@ from types import SimpleNamespace
 
 import pytest
 from train_helpers import (
-    copy_tree,
+    TINY_QUICK,
+    TINY_QUICK_RUN,
     run_outcome,
     snakemake,
     snakemake_command,
     tree_state,
-    write_yaml,
+    workflow_tree,
 )
 
 from vitnqs import io
 
-TINY_QUICK = {"protocols": {"quick": {"n_steps": 60, "n_samples": 64, "n_chains": 16,
-                                      "n_samples_final": 128, "checkpoint_every": 4}}}
-"""config/quick.yaml's protocol shrunk: 60 steps of M = 64, a checkpoint every 4 steps."""
-RUN = "L4_J0.5_nl1_t5_s0_quick"
+RUN = TINY_QUICK_RUN
 ARGS = ("--cores", "1", f"results-quick/runs/{RUN}/summary.json")
-
-
-def workflow_tree(destination: Path) -> tuple[Path, list[str]]:
-    tree = copy_tree(destination)
-    return tree, ["config/quick.yaml", write_yaml(tree / "tiny.yaml", TINY_QUICK)]
 
 
 def start_snakemake(tree: Path, configs: list[str]) -> subprocess.Popen:
@@ -121,6 +114,7 @@ def test_interrupted_snakemake_resumes_and_finishes_the_run(locked, tmp_path, st
         assert "stopped by SIGTERM after step" in (run_dir / "train.log").read_text()
     assert not (run_dir / "summary.json").exists()
     io.read_state(run_dir / "checkpoint" / "state.msgpack")  # the checkpoint is whole
+    assert (run_dir / "history.csv").exists()  # kept, marked incomplete (keep-incomplete)
     if stop == signal.SIGKILL:
         # Snakemake could not clean up: its lock is left, and history.csv marked incomplete
         stale = snakemake(tree, *ARGS, configs=configs)
@@ -131,5 +125,9 @@ def test_interrupted_snakemake_resumes_and_finishes_the_run(locked, tmp_path, st
         assert f"results-quick/runs/{RUN}/history.csv" in strict.stdout
     resumed = snakemake(tree, *ARGS, configs=configs)  # profiles/default: rerun-incomplete
     assert resumed.returncode == 0, resumed.stdout[-3000:]
-    assert "restored checkpoint" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()  # the whole run's, not only its last job's
+    assert "restored checkpoint" in log
+    if stop == signal.SIGTERM:
+        assert "stopped by SIGTERM after step" in log
+    assert log.count("starting steps 0..") == 1
     assert run_outcome(run_dir) == run_outcome(locked.run_dir)

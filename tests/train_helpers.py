@@ -267,6 +267,20 @@ def _env() -> dict[str, str]:
 
 
 # --- workflow trees -----------------------------------------------------------------------------
+TINY_QUICK = {"protocols": {"quick": {"n_steps": 60, "n_samples": 64, "n_chains": 16,
+                                      "n_samples_final": 128, "checkpoint_every": 4}}}
+"""config/quick.yaml's protocol shrunk: 60 steps of M = 64, a checkpoint every 4 steps."""
+TINY_QUICK_RUN = "L4_J0.5_nl1_t5_s0_quick"
+"""A run of the quick grid under TINY_QUICK: seconds on one CPU core once compiled."""
+
+
+def workflow_tree(destination: Path) -> tuple[Path, list[str]]:
+    """A copy of the repository and the config files that shrink config/quick.yaml to
+    TINY_QUICK (for Snakemake's --configfile)."""
+    tree = copy_tree(destination)
+    return tree, ["config/quick.yaml", write_yaml(tree / "tiny.yaml", TINY_QUICK)]
+
+
 def copy_tree(destination: Path) -> Path:
     """The files a commit of the working tree would hold, copied to destination."""
     listing = subprocess.run(
@@ -280,10 +294,12 @@ def copy_tree(destination: Path) -> Path:
     return destination
 
 
-def snakemake(cwd: Path, *args: str, configs: list[str] = ()) -> subprocess.CompletedProcess:
-    """Run Snakemake in cwd with extra config files; stdout and stderr together in .stdout."""
+def snakemake(cwd: Path, *args: str, configs: list[str] = (),
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake in cwd with extra config files (and another environment than this
+    process's); stdout and stderr together in .stdout."""
     return subprocess.run(snakemake_command(*args, configs=configs), cwd=cwd, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 
 
 def snakemake_command(*args: str, configs: list[str] = ()) -> list[str]:

@@ -13,7 +13,9 @@ rule train:
     params:
         config=get_run_config,
     log:
-        run_path("{run}", "train.log"),
+        # This attempt's output. Not the run's train.log, which vitnqs appends to over every
+        # attempt: Snakemake deletes a rule's log files before each job, resumed ones too.
+        f"{RESULTS}/logs/train/{{run}}.log",
     resources:
         gpu=1,
     conda:
