@@ -195,8 +195,9 @@ def test_non_finite_local_energy_stops_the_run_and_reaches_no_output(
     monkeypatch.setattr(nk.vqs.MCState, "local_estimators",
                         poisoned_local_estimators(nk.vqs.MCState.local_estimators, call, value))
     run_dir = tmp_path / "run"
-    with pytest.raises(NonFiniteError, match=message):
+    with pytest.raises(NonFiniteError, match=message) as stop:
         run(TINY_RUN, run_dir, quiet=True)
+    assert f"stopped: {stop.value}" in (run_dir / "train.log").read_text()  # the run's record
     assert not (run_dir / "summary.json").exists()
     history = io.read_csv(run_dir / "history.csv")
     assert len(history) == min(call - 1, TINY.n_steps)

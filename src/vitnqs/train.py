@@ -143,33 +143,37 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False,
     # One SIGTERM handler from the first step to the last batch of the final energy: a stop
     # asked for in between (while recorder.finish writes the last checkpoint) ends the run
     # after the first batch, recorded, instead of at once.
-    with _stop_when_safe_on(signal.SIGTERM, recorder):
-        remaining = target - driver.step_count
-        if remaining > 0:
-            device, commit = provenance.device_name(), recorder.git_commit
-            segments.record_start(run_dir, driver.step_count, device, commit)
-            logger.info(
-                "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s, commit %s",
-                config.run_id, "resuming" if driver.step_count else "starting",
-                driver.step_count, config.n_steps - 1, config.n_steps, config.n_samples,
-                vstate.n_parameters, device, commit,
-            )
-            try:
-                driver.run(remaining, out=None, show_progress=False,
-                           callback=recorder.callback())
-            except NonFiniteError:
-                recorder.write_history()  # the good steps, for diagnosis; checkpoint untouched
-                raise
-        if target < config.n_steps and driver.step_count >= target:
+    try:
+        with _stop_when_safe_on(signal.SIGTERM, recorder):
+            remaining = target - driver.step_count
             if remaining > 0:
-                recorder.checkpoint(driver, driver.step_count)
-            logger.info("%s: stopped at step %d of %d as asked (until_step); checkpoint written",
-                        config.run_id, driver.step_count, config.n_steps)
-            return None
-        if driver.step_count != config.n_steps:
-            raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
-        recorder.finish(driver)
-        final = final_energy(config, hamiltonian, vstate, recorder)
+                device, commit = provenance.device_name(), recorder.git_commit
+                segments.record_start(run_dir, driver.step_count, device, commit)
+                logger.info(
+                    "%s: %s steps %d..%d of %d, M=%d, %d parameters, device %s, commit %s",
+                    config.run_id, "resuming" if driver.step_count else "starting",
+                    driver.step_count, config.n_steps - 1, config.n_steps, config.n_samples,
+                    vstate.n_parameters, device, commit,
+                )
+                try:
+                    driver.run(remaining, out=None, show_progress=False,
+                               callback=recorder.callback())
+                except NonFiniteError:
+                    recorder.write_history()  # the good steps, for diagnosis; checkpoint untouched
+                    raise
+            if target < config.n_steps and driver.step_count >= target:
+                if remaining > 0:
+                    recorder.checkpoint(driver, driver.step_count)
+                logger.info("%s: stopped at step %d of %d as asked (until_step); checkpoint "
+                            "written", config.run_id, driver.step_count, config.n_steps)
+                return None
+            if driver.step_count != config.n_steps:
+                raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
+            recorder.finish(driver)
+            final = final_energy(config, hamiltonian, vstate, recorder)
+    except NonFiniteError as error:  # the run's own log says why it stopped, as for a SIGTERM
+        logger.error("%s stopped: %s", config.run_id, error)
+        raise
     summary = recorder.summary(vstate, final)
     io.write_json(summary_path, summary)
     recorder.forget_final_energy()
