@@ -95,6 +95,9 @@ def test_table_energies_puts_the_paper_beside_ours(runs):
     row = table[table.attention == "t5"].iloc[0]
     assert row.relative_error == pytest.approx(
         abs((row.reference_energy - row.energy_per_site) / row.reference_energy))
+    assert row.v_score == runs.set_index("run_id").v_score[row.run_id] > 0
+    markdown = format_markdown(table, "Table 1")
+    assert "V-score" in markdown and f" {row.v_score:.2e} " in markdown
     assert row.n_steps == 4 and row.protocol == "tiny"
     # the paper's row only beside the paper's system and network: 6x6, n_l = 4, d = 60, h = 10,
     # J2 = 0.5 (the J2 = 0 run has no paper value), and no row for another depth

@@ -22,7 +22,7 @@ from vitnqs import build_system, io, load_run
 from vitnqs.config import RunConfig
 from vitnqs.recorder import HISTORY_COLUMNS
 from vitnqs.sr import SymmetricKernelVMC_SR  # the driver training uses
-from vitnqs.train import NonFiniteError, RunDirectoryError, run
+from vitnqs.train import NonFiniteError, RunDirectoryError, energy_statistics, run
 
 CONVERGENCE_RUN = dict(
     L=4, J2=0.5, n_layers=1, d_model=24, n_heads=4, n_steps=400, n_samples=1024, n_chains=32,
@@ -238,3 +238,19 @@ def test_missing_key_is_named(tmp_path):
     config.write_text(json.dumps(raw))
     result = train_in_subprocess(config, tmp_path / "run")
     assert result.returncode == 2 and "n_layers" in result.stderr
+
+
+def test_v_score_vanishes_on_an_eigenstate_and_does_not_depend_on_the_units_of_h():
+    """V = N Var(H) / E^2 of the final samples (summary.json, Table 1): every local energy of an
+    eigenstate is its eigenvalue, so V = 0; NetKet's Heisenberg in Pauli matrices is 4 times the
+    S = 1/2 energies, which the per-site energy divides out and V never sees."""
+    n = 16
+    eigenstate = energy_statistics(np.full((4, 50), 4 * n * EXACT_4X4), n)
+    assert eigenstate["v_score"] == pytest.approx(0, abs=1e-25)  # rounding of the mean alone
+    assert eigenstate["variance"] == pytest.approx(0, abs=1e-25)
+    assert eigenstate["energy_per_site"] == pytest.approx(EXACT_4X4)
+    e_loc = 4 * n * EXACT_4X4 + np.random.default_rng(0).normal(scale=2.0, size=(8, 500))
+    noisy = energy_statistics(e_loc, n)
+    assert noisy["v_score"] == pytest.approx(n * e_loc.var() / e_loc.mean() ** 2, rel=1e-3)
+    assert noisy["variance"] == pytest.approx(e_loc.var() / 16, rel=1e-3)  # S = 1/2, J1^2
+    assert energy_statistics(e_loc / 4, n)["v_score"] == pytest.approx(noisy["v_score"])

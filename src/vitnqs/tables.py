@@ -22,9 +22,11 @@ from vitnqs.reference import reference_energy
 RUN_COLUMNS = (
     "run_id", "protocol", "L", "J2", "n_layers", "attention", "d_model", "n_heads", "n_params",
     "n_steps", "n_samples", "energy_per_site", "energy_error", "reference_energy",
-    "relative_error", "seconds_per_step", "total_seconds", "device", "git_commit",
+    "relative_error", "v_score", "seconds_per_step", "total_seconds", "device", "git_commit",
 )
-"""Columns of summary_frame, one row per finished run."""
+"""Columns of summary_frame, one row per finished run. v_score is N Var(H) / E^2 of the final
+samples (Wu et al., Science 2024; the Heisenberg Hamiltonian is traceless, so its infinite-
+temperature energy is 0): 0 for an eigenstate, an accuracy that needs no reference energy."""
 
 OPTIONAL_COLUMNS = ("training_devices", "training_seconds_per_step")
 """Columns of summary_frame that older summaries lack (empty there)."""
@@ -129,9 +131,10 @@ def table_energies(runs: pd.DataFrame) -> pd.DataFrame:
     )
     columns = [
         "L", "attention", "protocol", "seed", "J2", "n_layers", "energy", "energy_per_site",
-        "energy_error", "reference_energy", "relative_error", "n_params", "seconds_per_step",
-        "total_hours", "device", "n_steps", "n_samples", "paper", "paper_energy",
-        "paper_energy_error", "paper_n_params", "paper_hours", "run_id", "step_seconds",
+        "energy_error", "reference_energy", "relative_error", "v_score", "n_params",
+        "seconds_per_step", "total_hours", "device", "n_steps", "n_samples", "paper",
+        "paper_energy", "paper_energy_error", "paper_n_params", "paper_hours", "run_id",
+        "step_seconds",
     ]
     return sort_runs(table[columns])
 
@@ -148,6 +151,7 @@ def display_energies(table: pd.DataFrame) -> pd.DataFrame:
         "E per site (ours)": table.energy,
         "E per site (paper)": table.paper.fillna(""),
         "rel. error": table.relative_error.map(format_scientific),
+        "V-score": table.v_score.map(format_scientific),
         "parameters (ours)": table.n_params.map("{:,}".format),
         "parameters (paper)": table.paper_n_params.map(
             lambda x: "" if pd.isna(x) else f"{int(x):,}"
