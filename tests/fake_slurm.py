@@ -82,16 +82,19 @@ def sbatch(argv: list[str], state: Path) -> None:
     print(job_id)
 
 
+def squeue(argv: list[str], state: Path) -> None:
+    """'ID|STATE' of each job named --name (the plugin's query, sacct's too)."""
+    name = _options(argv).get("--name")
+    for job in jobs(state):
+        if name is None or job["name"] == name:
+            print(f"{job['id']}|{job['state']}")
+
+
 def sacct(argv: list[str], state: Path) -> None:
-    options = _options(argv)
-    if "Account" in options.get("-o", ""):  # the plugin guesses the account from past jobs
+    if "Account" in _options(argv).get("-o", ""):  # the plugin guesses the account from past jobs
         print(ACCOUNT)
     else:
-        _print_states(options.get("--name"), state)
-
-
-def squeue(argv: list[str], state: Path) -> None:
-    _print_states(_options(argv).get("--name"), state)
+        squeue(argv, state)
 
 
 def scancel(argv: list[str], state: Path) -> None:
@@ -170,12 +173,6 @@ def _options(argv: list[str]) -> dict[str, str]:
             value = words.pop(0) if words and not words[0].startswith("-") else ""
         options[key] = value
     return options
-
-
-def _print_states(name: str | None, state: Path) -> None:
-    for job in jobs(state):
-        if name is None or job["name"] == name:
-            print(f"{job['id']}|{job['state']}")
 
 
 def _signal_group(pid: int, signum: signal.Signals) -> None:

@@ -33,9 +33,9 @@ SLURM = ("--profile", "profiles/slurm", "--slurm-init-seconds-before-status-chec
 """The profile as a user runs it; status checks from 1 s after a submission, not 40."""
 
 
-def profile_resources() -> dict:
-    return yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())[
-        "default-resources"]
+PROFILE_RESOURCES = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())[
+    "default-resources"]
+"""What profiles/slurm asks SLURM for by default (partition, time, memory, CPUs)."""
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_a_training_job_asks_slurm_for_one_gpu_and_the_profiles_resources(cluste
 
 
 def assert_one_gpu_and_the_profiles_resources(argv: list[str]) -> None:
-    resources = profile_resources()
+    resources = PROFILE_RESOURCES
     assert "--gpus=1" in argv
     for option, value in (("-p", resources["slurm_partition"]), ("-t", str(resources["runtime"])),
                           ("--mem", str(resources["mem_mb"])), ("-A", fake_slurm.ACCOUNT)):

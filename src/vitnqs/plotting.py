@@ -139,10 +139,11 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
 def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -> Figure:
     """Fig. 3: relative error vs L (left) and time per step vs L (right), a series per mechanism
     (and per protocol, and per J2 and n_l where the runs hold several systems, in its own line
-    style: never one line across protocols or systems). Several runs of one mechanism at one L (seeds): the line joins the
-    lowest energies, the others are faint markers off the line, with a legend entry of their own
-    (hollow markers on dotted lines are the paper's). In the accuracy panel each mechanism's
-    points sit SIZE_OFFSETS beside their L, so that equal errors stay visible."""
+    style: never one line across protocols or systems). Several runs of one mechanism at one L
+    (seeds): the line joins the lowest energies, the others are faint markers off the line, with
+    a legend entry of their own (hollow markers on dotted lines are the paper's). In the accuracy
+    panel each mechanism's points sit SIZE_OFFSETS beside their L, so that equal errors stay
+    visible."""
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6), layout="constrained")
         accuracy = runs.dropna(subset=["reference_energy"])

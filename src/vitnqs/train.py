@@ -155,12 +155,7 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False,
                     driver.step_count, config.n_steps - 1, config.n_steps, config.n_samples,
                     vstate.n_parameters, device, commit,
                 )
-                try:
-                    driver.run(remaining, out=None, show_progress=False,
-                               callback=recorder.callback())
-                except NonFiniteError:
-                    recorder.write_history()  # the good steps, for diagnosis; checkpoint untouched
-                    raise
+                driver.run(remaining, out=None, show_progress=False, callback=recorder.callback())
             if target < config.n_steps and driver.step_count >= target:
                 if remaining > 0:
                     recorder.checkpoint(driver, driver.step_count)
@@ -171,7 +166,8 @@ def run(config: RunConfig | dict, run_dir: Path | str, *, quiet: bool = False,
                 raise RuntimeError(f"run stopped at step {driver.step_count} of {config.n_steps}")
             recorder.finish(driver)
             final = final_energy(config, hamiltonian, vstate, recorder)
-    except NonFiniteError as error:  # the run's own log says why it stopped, as for a SIGTERM
+    except NonFiniteError as error:  # checkpoint untouched; the good steps kept for diagnosis,
+        recorder.write_history()     # and the run's own log says why it stopped
         logger.error("%s stopped: %s", config.run_id, error)
         raise
     summary = recorder.summary(vstate, final)

@@ -81,7 +81,7 @@ def runs_unlike_their_folders(grid: RunGrid, results: str | Path) -> list[str]:
     """One line per run whose folder holds a config.yaml with other science settings than the
     workflow config gives the run (a protocol edited after the run was trained): its results
     would pass for the new settings. Runtime keys (chunk sizes, ...) never count."""
-    import yaml
+    from vitnqs import io
 
     lines = []
     for run_id, wanted in grid.runs.items():
@@ -89,14 +89,14 @@ def runs_unlike_their_folders(grid: RunGrid, results: str | Path) -> list[str]:
         if not path.exists():
             continue
         try:
-            held = RunConfig.from_dict(yaml.safe_load(path.read_text()))
-        except (ConfigError, yaml.YAMLError, UnicodeDecodeError, TypeError) as error:
+            held = RunConfig.from_dict(io.read_yaml(path))
+        except (ConfigError, io.CorruptFileError, TypeError) as error:
             lines.append(f"{path}: not a readable run config ({error})")
             continue
         changed = held.science_changes(wanted)
         if changed:
-            lines.append(f"{path}: " + ", ".join(
-                f"{key}={ours!r} (the config: {theirs!r})" for key, (ours, theirs) in changed.items()))
+            lines.append(f"{path}: " + ", ".join(f"{key}={ours!r} (the config: {theirs!r})"
+                                                 for key, (ours, theirs) in changed.items()))
     return lines
 
 
