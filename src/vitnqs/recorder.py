@@ -43,7 +43,7 @@ from netket.utils import struct
 from vitnqs import io, provenance, segments
 from vitnqs.config import RunConfig
 from vitnqs.reference import reference_energy
-from vitnqs.system import energy_per_site
+from vitnqs.system import energy_per_site, variance_spin_half
 
 HISTORY_COLUMNS = (
     "step", "energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "seconds",
@@ -146,7 +146,7 @@ class RunRecorder:
             "step": step,
             "energy": float(energy_per_site(np.real(stats.mean), n)),
             "energy_error": float(energy_per_site(stats.error_of_mean, n)),
-            "variance": float(np.real(stats.variance)) / 16.0,
+            "variance": float(variance_spin_half(np.real(stats.variance))),
             "r_hat": float(stats.R_hat),
             "tau_corr": float(stats.tau_corr),
             "acceptance": float(log_data.get("acceptance", np.nan)),

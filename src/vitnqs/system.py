@@ -23,6 +23,12 @@ def energy_per_site(energy_netket, n_sites: int):
     return energy_netket / (PAULI_TO_SPIN_HALF * n_sites)
 
 
+def variance_spin_half(variance_netket):
+    """Convert the variance of a NetKet Heisenberg energy (Pauli matrices) to that of the energy
+    with S = 1/2 operators (the whole lattice's, in units of J1^2)."""
+    return variance_netket / PAULI_TO_SPIN_HALF**2
+
+
 @dataclasses.dataclass(frozen=True)
 class J1J2System:
     """Lattice, Hilbert space, Hamiltonian and sampler of the J1-J2 model on an L x L torus."""

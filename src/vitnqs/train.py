@@ -32,7 +32,7 @@ from vitnqs.memory import plan_chunks
 from vitnqs.recorder import NonFiniteError, RunDirectoryError, RunRecorder, TrainingStopped
 from vitnqs.sharding import check_chains_split
 from vitnqs.sr import SymmetricKernelVMC_SR
-from vitnqs.system import build_system, energy_per_site
+from vitnqs.system import build_system, energy_per_site, variance_spin_half
 
 
 # --- building blocks ----------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def energy_statistics(e_loc_CxT: np.ndarray, n: int) -> dict[str, float]:
     return {
         "energy_per_site": float(energy_per_site(mean, n)),
         "energy_error": float(energy_per_site(float(stats.error_of_mean), n)),
-        "variance": float(np.real(stats.variance)) / 16.0,
+        "variance": float(variance_spin_half(np.real(stats.variance))),
         "v_score": float(n * np.real(stats.variance) / mean**2),
         "r_hat": float(stats.R_hat),
         "tau_corr": float(stats.tau_corr),
