@@ -25,6 +25,8 @@ from vitnqs.plotting import fig_learning_curves, fig_scaling, select_timings
 from vitnqs.tables import display_energies, summary_frame, table_energies
 from vitnqs.recorder import HISTORY_COLUMNS, RunRecorder
 
+SHIFT_SCHEDULE_PAIR = "diag_shift_initial and diag_shift_initial_steps come together"
+
 RUN_CONFIGS = [  # (change to TINY_RUN, what the message must say)
     ({"L": 5}, "L=5 is not divisible by patch_size=2"),
     ({"L": 3, "patch_size": 1}, "L=3 gives an odd number of sites"),
@@ -57,8 +59,8 @@ RUN_CONFIGS = [  # (change to TINY_RUN, what the message must say)
      "diag_shift_initial must be a positive number or null"),
     ({"diag_shift_initial": 1e-2, "diag_shift_initial_steps": 25},
      "diag_shift_initial_steps must be an integer in [0, n_steps=24]"),
-    ({"diag_shift_initial": 1e-2}, "diag_shift_initial and diag_shift_initial_steps come together"),
-    ({"diag_shift_initial_steps": 5}, "diag_shift_initial and diag_shift_initial_steps come together"),
+    ({"diag_shift_initial": 1e-2}, SHIFT_SCHEDULE_PAIR),
+    ({"diag_shift_initial_steps": 5}, SHIFT_SCHEDULE_PAIR),
     ({"seed": -1}, "seed must be >= 0"),
     ({"seed": 2**31 - 1}, "seed must be < 2**31 - 1"),  # the sampler's seed + 1 would overflow
     ({"snapshot_steps": 5}, "snapshot_steps must be a list of steps or null"),

@@ -1,4 +1,5 @@
-"""The SR step read from the kernel's eigensystem (vitnqs.sr_spectrum) is the step training takes."""
+"""The SR step read from the kernel's eigensystem (vitnqs.sr_spectrum) is the step training
+takes."""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def test_a_run_in_training_sits_beside_finished_runs_at_the_same_steps():
     table = table_trajectories(records).set_index("run_id")
     assert set(table.index) == {"fast t5, training", "slow t5, finished", "decoupled, finished"}
     at_1000 = table["error_900_999"]
-    assert at_1000["decoupled, finished"] < at_1000["fast t5, training"] < at_1000["slow t5, finished"]
+    assert (at_1000["decoupled, finished"] < at_1000["fast t5, training"]
+            < at_1000["slow t5, finished"])
     assert pd.isna(table.loc["fast t5, training", "error_1800_1999"])
     assert pd.isna(table.loc["fast t5, training", "relative_error"])
     assert table.loc["fast t5, training", "outcome"] == "training"

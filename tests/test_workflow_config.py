@@ -158,7 +158,8 @@ def test_the_quick_config_merged_over_the_main_one_trains_only_its_4x4_runs(conf
 def test_the_damped_start_protocol_is_paper_with_a_shift_of_1e_2_for_100_steps(config):
     grid = build_run_grid(config)
     damped = grid.where(protocol="paper-damped-start")
-    assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in ("t5", "decoupled", "factored")]
+    mechanisms = ("t5", "decoupled", "factored")
+    assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in mechanisms]
     for run_id in damped:
         run = grid.runs[run_id]
         paper = grid.runs[run_id.replace("paper-damped-start", "paper")]

@@ -44,8 +44,8 @@ def visible_gpus() -> list[str]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [str(i) for i, line in enumerate(l for l in listing.splitlines()
-                                            if l.startswith("GPU "))]
+    gpu_lines = [line for line in listing.splitlines() if line.startswith("GPU ")]
+    return [str(i) for i in range(len(gpu_lines))]
 
 
 def set_xla_flags() -> None:

@@ -14,7 +14,7 @@ p_(i-j) is a learned vector of n numbers per head and layer, indexed by the 2D d
 between patches i and j on the (L/b) x (L/b) patch torus.
 
 Scale choice (the paper leaves it open): logits are divided by sqrt(d), as the paper writes,
-not by sqrt(d/h). ``QK_SCALE`` below is the only place that says so.
+not by sqrt(d/h). ``query_key_scale`` below is the only place that says so.
 
 Attention weights are recorded with ``sow`` into the ``intermediates`` collection only when the
 caller asks for it (``mutable=["intermediates"]``); training never does and pays nothing.
@@ -35,7 +35,8 @@ from vitnqs.config import MECHANISMS, POSITIONAL_INITS, check_vit_arguments
 
 __all__ = ["MECHANISMS", "ATTENTIONS", "ViT", "count_parameters", "check_vit_arguments"]
 
-def QK_SCALE(d_model: int) -> float:
+
+def query_key_scale(d_model: int) -> float:
     """Divisor of the query-key logits: sqrt(d), as written in the paper."""
     return math.sqrt(d_model)
 
@@ -111,7 +112,7 @@ class _AttentionBase(nn.Module):
         )
         q_BxPxHxK = _split_heads(dense("Q")(x_BxPxD), self.n_heads)
         k_BxPxHxK = _split_heads(dense("K")(x_BxPxD), self.n_heads)
-        return jnp.einsum("bihk,bjhk->bhij", q_BxPxHxK, k_BxPxHxK) / QK_SCALE(self.d_model)
+        return jnp.einsum("bihk,bjhk->bhij", q_BxPxHxK, k_BxPxHxK) / query_key_scale(self.d_model)
 
     def attend(self, alpha_xHxPxP: Array, x_BxPxD: Array) -> Array:
         """A_i = W concat_heads( sum_j alpha_ij V x_j ); alpha may lack the batch axis."""
@@ -262,7 +263,5 @@ class ViT(nn.Module):
 
 def count_parameters(variables) -> int:
     """Number of real parameters in a variables or params pytree."""
-    import jax
-
     params = variables.get("params", variables) if hasattr(variables, "get") else variables
     return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))

@@ -43,7 +43,8 @@ class RunRecord:
     """What the files of one run say: its config.yaml mapping, its history.csv (None if it has
     none), its summary.json mapping (None unless finished), for a run that was taken out or
     stopped what ended it (``vitnqs.failed.FailedRun.outcome``; None for the others), and the
-    folder under results/ its files sit in: 'runs', 'failed' or 'probes/starts' (``vitnqs.records``)."""
+    folder under results/ its files sit in: 'runs', 'failed' or 'probes/starts'
+    (``vitnqs.records``)."""
 
     config: dict
     history: pd.DataFrame | None
@@ -137,5 +138,6 @@ def format_probes(table: pd.DataFrame) -> str:
     return ("Probes of the failures: one start (same seed: same parameters and, with the same "
             "chains, the same samples at step 0) under several protocols. 'Steps above 0' counts "
             "steps after step 0 with an energy per site above 0; 'energy per site' is the final "
-            f"energy, or the mean of the last {RECENT_STEPS} recorded steps of a run in training.\n\n"
+            f"energy, or the mean of the last {RECENT_STEPS} recorded steps of a run in "
+            "training.\n\n"
             + "\n".join(sections))

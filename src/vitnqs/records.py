@@ -1,9 +1,9 @@
 """Run records read from disk: what the tables of runs (probes, starts) take as input.
 
-A run's files sit in one of three folders under results/ (``RunRecord.source``): ``runs/ID`` (a run of the config grid,
-finished or in training), ``failed/ID`` (taken out of the config: diverged or stopped by hand,
-``vitnqs.failed``) or ``probes/starts/ID`` (a start trained for its first steps only, with
-``vitnqs train --until-step``, to see how it begins: ``vitnqs.starts``).
+A run's files sit in one of three folders under results/ (``RunRecord.source``): ``runs/ID``
+(a run of the config grid, finished or in training), ``failed/ID`` (taken out of the config:
+diverged or stopped by hand, ``vitnqs.failed``) or ``probes/starts/ID`` (a start trained for its
+first steps only, with ``vitnqs train --until-step``, to see how it begins: ``vitnqs.starts``).
 """
 
 from __future__ import annotations

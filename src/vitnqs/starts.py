@@ -175,9 +175,10 @@ def format_starts(table: pd.DataFrame, summary: pd.DataFrame) -> str:
     })
     return (
         f"Fast and slow starts. A start is fast if its energy per site comes within "
-        f"{FAST_START_ERROR:.0%} of the reference energy in its first {FAST_START_STEPS} steps ('first step "
-        f"near': the first step that does). Counts per system, protocol and mechanism; the "
-        f"relative errors are the final ones of the finished starts. Folders: runs/ (the config's "
-        f"runs), failed/ (taken out: diverged or stopped), probes/starts/ (first steps only).\n\n"
+        f"{FAST_START_ERROR:.0%} of the reference energy in its first {FAST_START_STEPS} steps "
+        f"('first step near': the first step that does). Counts per system, protocol and "
+        f"mechanism; the relative errors are the final ones of the finished starts. Folders: "
+        f"runs/ (the config's runs), failed/ (taken out: diverged or stopped), probes/starts/ "
+        f"(first steps only).\n\n"
         + counts.to_markdown(index=False, disable_numparse=True)
         + "\n\nEvery start:\n\n" + starts.to_markdown(index=False, disable_numparse=True) + "\n")

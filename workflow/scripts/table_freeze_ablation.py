@@ -1,4 +1,5 @@
-"""Adapter: one row per run of the freeze ablation, checked against its run's final energy -> .csv."""
+"""Adapter: one row per run of the freeze ablation, checked against its run's final energy
+-> .csv."""
 import sys
 
 from vitnqs import io
