@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vitnqs.config import ConfigError
+from vitnqs.config import MECHANISMS, ConfigError
 from vitnqs.workflow_config import build_run_grid, runs_unlike_their_folders
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,8 +158,7 @@ def test_the_quick_config_merged_over_the_main_one_trains_only_its_4x4_runs(conf
 def test_the_damped_start_protocol_is_paper_with_a_shift_of_1e_2_for_100_steps(config):
     grid = build_run_grid(config)
     damped = grid.where(protocol="paper-damped-start")
-    mechanisms = ("t5", "decoupled", "factored")
-    assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in mechanisms]
+    assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in MECHANISMS]
     for run_id in damped:
         run = grid.runs[run_id]
         paper = grid.runs[run_id.replace("paper-damped-start", "paper")]

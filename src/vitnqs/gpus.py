@@ -44,8 +44,8 @@ def visible_gpus() -> list[str]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    gpu_lines = [line for line in listing.splitlines() if line.startswith("GPU ")]
-    return [str(i) for i in range(len(gpu_lines))]
+    n_gpus = sum(line.startswith("GPU ") for line in listing.splitlines())
+    return [str(i) for i in range(n_gpus)]
 
 
 def set_xla_flags() -> None:
