@@ -252,5 +252,7 @@ def test_v_score_vanishes_on_an_eigenstate_and_does_not_depend_on_the_units_of_h
     e_loc = 4 * n * EXACT_4X4 + np.random.default_rng(0).normal(scale=2.0, size=(8, 500))
     noisy = energy_statistics(e_loc, n)
     assert noisy["v_score"] == pytest.approx(n * e_loc.var() / e_loc.mean() ** 2, rel=1e-3)
-    assert noisy["variance"] == pytest.approx(e_loc.var() / 16, rel=1e-3)  # S = 1/2, J1^2
+    # Pauli matrices are twice the S = 1/2 operators on each of a bond's two spins: energies / 4,
+    # variances / 4**2 (units of J1^2)
+    assert noisy["variance"] == pytest.approx(e_loc.var() / 4**2, rel=1e-3)
     assert energy_statistics(e_loc / 4, n)["v_score"] == pytest.approx(noisy["v_score"])
