@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from vitnqs import io  # noqa: E402
 from vitnqs.config import RunConfig  # noqa: E402
 from vitnqs.analysis_jobs import (  # noqa: E402
-    QUERY_KEY_MECHANISMS, analysis_settings, merge_configs, output_path,
+    analysis_settings, has_query_key_weights, merge_configs, output_path,
 )
 from vitnqs.workflow_config import build_run_grid  # noqa: E402
 
@@ -47,7 +47,7 @@ def main() -> int:
             io.write_yaml(path, run.to_dict())
         print(path)
         return 0
-    if run.attention not in QUERY_KEY_MECHANISMS:
+    if not has_query_key_weights(run):
         return 0
     jobs = ["input_dependence"]
     if args.run in grid.selected(analysis_settings(config)["ablation_runs"]):

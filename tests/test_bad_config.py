@@ -68,6 +68,9 @@ RUN_CONFIGS = [  # (change to TINY_RUN, what the message must say)
     ({"protocol": "my/protocol"}, "protocol must be a name of letters, digits and '-'"),
     ({"checkpoint_every": 0}, "checkpoint_every must be positive"),
     ({"positional_init": "zeros"}, "positional_init='zeros' is not one of"),
+    ({"query_key": "no"}, "query_key must be true or false"),
+    ({"query_key": False, "attention": "factored"},
+     "query_key=false applies to attention='t5' only"),
 ]
 
 
@@ -114,6 +117,8 @@ WORKFLOW_CONFIGS = [  # config/quick.yaml overridden by this, and what the messa
     pytest.param({"model": {"n_heads": 0}}, "On instance['model']['n_heads']", id="zero-heads"),
     pytest.param({"model": {"positional_init": "zeros"}},
                  "On instance['model']['positional_init']", id="unknown-positional-init"),
+    pytest.param({"model": {"query_key": "no"}}, "On instance['model']['query_key']",
+                 id="query_key-a-string"),
     pytest.param({"protocols": {"quick": {"n_samples": 0}}},
                  "On instance['protocols']['quick']['n_samples']", id="zero-samples"),
     pytest.param({"protocols": {"quick": {"n_steps": -5}}},

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import random_sz0_configurations, small_vit
+from flax.traverse_util import flatten_dict
 
 from vitnqs import ViT, count_parameters
 from vitnqs.config import ConfigError
@@ -229,6 +230,42 @@ def test_t5_without_query_key_weights_is_the_softmax_of_the_positional_term():
     expected = _softmax(_numpy_positional(np.asarray(params["block_0"]["attention"]["p"])))
     np.testing.assert_allclose(alpha, np.broadcast_to(expected, alpha.shape),
                                rtol=1e-12, atol=1e-14)
+
+
+def test_t5_without_its_query_key_term_is_t5_with_zero_query_key_kernels():
+    """query_key=False drops Q and K: the same seed gives t5's other parameters unchanged (the
+    probe shares t5's start), the paper-size count is factored's 154,980 (p, V, W and the MLP are
+    the same in both), and the wave function is t5's with zero Q and K kernels."""
+    spins = random_sz0_configurations(36, 4, seed=9)
+    fields = {"n_layers": 2, "d_model": 8, "n_heads": 2, "patch_size": 2, "attention": "t5"}
+    with_qk = ViT(**fields).init(jax.random.PRNGKey(5), spins)["params"]
+    without = ViT(**fields, query_key=False).init(jax.random.PRNGKey(5), spins)["params"]
+    flat_with, flat_without = (flatten_dict(p) for p in (with_qk, without))
+    assert set(flat_with) - set(flat_without) == {
+        (f"block_{layer}", "attention", name, kind)
+        for layer in (0, 1) for name in ("Q", "K") for kind in ("kernel", "bias")}
+    for key, value in flat_without.items():
+        np.testing.assert_array_equal(value, flat_with[key])
+
+    zeroed = jax.tree_util.tree_map(np.asarray, with_qk)
+    for layer in (0, 1):
+        for name in ("Q", "K"):
+            zeroed[f"block_{layer}"]["attention"][name]["kernel"] = np.zeros((8, 8))
+    np.testing.assert_allclose(ViT(**fields, query_key=False).apply({"params": without}, spins),
+                               ViT(**fields).apply({"params": zeroed}, spins),
+                               rtol=1e-12, atol=1e-12)
+
+    paper = ViT(n_layers=4, d_model=60, n_heads=10, patch_size=2, attention="t5", query_key=False)
+    shapes = jax.eval_shape(paper.init, jax.random.PRNGKey(0), jnp.ones((1, 36)))
+    assert count_parameters(shapes) == PAPER_PARAMETER_COUNTS[(6, "factored")]
+
+
+@pytest.mark.parametrize("attention", ["decoupled", "factored"])
+def test_only_t5_can_drop_its_query_key_term(attention):
+    model = ViT(n_layers=1, d_model=8, n_heads=2, patch_size=2, attention=attention,
+                query_key=False)
+    with pytest.raises(ConfigError, match="query_key=false applies to attention='t5' only"):
+        model.init(jax.random.PRNGKey(0), jnp.ones((1, 16)))
 
 
 def test_relative_position_index_is_a_torus_displacement():

@@ -85,3 +85,20 @@ def test_a_run_in_training_ends_at_the_mean_of_its_last_steps():
 def test_no_probe_with_a_history_gives_an_empty_table_and_says_so():
     table = table_probes(["missing"], {"other": RunRecord(config(), history([0.1]))})
     assert table.empty and format_probes(table) == "No probe runs with a history yet.\n"
+
+
+def test_a_config_written_before_a_setting_existed_reads_as_its_default():
+    """Every committed run's config.yaml predates query_key (and most predate positional_init):
+    left out, they mean what RunConfig means by leaving them out, t5 with its queries and keys."""
+    old = {key: value for key, value in config(attention="t5").items() if key != "positional_init"}
+    records = {
+        "probe": RunRecord(config("reduced-no-qk", attention="t5", query_key=False),
+                           history([0.1, -0.3])),
+        "twin": RunRecord(old, history([0.1, -0.2])),
+    }
+    table = table_probes(["probe"], records).set_index("run_id")
+    assert list(table.query_key) == [True, False]  # twin first: `reduced` before `reduced-no-qk`
+    assert table.loc["twin", "positional_init"] == "xavier"
+    text = format_probes(table.reset_index())
+    assert "| reduced       | 2048 | 0.001         | xavier      | yes" in text
+    assert "| reduced-no-qk | 2048 | 0.001         | xavier      | no" in text

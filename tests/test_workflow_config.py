@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vitnqs.analysis_jobs import has_query_key_weights
 from vitnqs.config import MECHANISMS, ConfigError
 from vitnqs.workflow_config import build_run_grid, runs_unlike_their_folders
 
@@ -29,8 +30,8 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # `reduced-damped` (L = 10 and L = 8, 10); table1 has 6x6 under `paper-damped-start` too
     assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [24, 24, 22, 3]
     # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 1 run of its
-    # own; sr_probe's 3 runs are fig3's too
-    assert len(grid.runs) == 43 + 1
+    # own, query_key_probe 3; sr_probe's 3 runs are fig3's too
+    assert len(grid.runs) == 43 + 1 + 3
     assert set(grid.groups["sr_probe"]) <= set(grid.groups["fig3"])
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
@@ -64,6 +65,19 @@ def test_the_sr_probe_differs_from_reduced_only_in_the_diagonal_shift(config):
         ).runs[probe.replace(protocol="reduced").run_id]
         assert twin.diag_shift == 1e-3
         assert probe.replace(protocol="reduced", diag_shift=1e-3).science() == twin.science()
+
+
+def test_the_query_key_probe_is_t5_reduced_without_its_query_key_term(config):
+    grid = build_run_grid(config)
+    probes = [grid.runs[run_id] for run_id in grid.groups["query_key_probe"]
+              if grid.runs[run_id].protocol == "reduced-no-qk"]
+    assert [probe.seed for probe in probes] == [0, 1]
+    for probe in probes:
+        assert probe.attention == "t5" and not probe.query_key
+        twin = grid.runs[probe.replace(protocol="reduced").run_id]  # the group holds both seeds
+        assert twin.query_key
+        assert probe.replace(protocol="reduced", query_key=True).science() == twin.science()
+        assert not has_query_key_weights(probe) and has_query_key_weights(twin)
 
 
 def test_paper_protocol_is_the_papers(config):

@@ -45,6 +45,12 @@ QUERY_KEY_MECHANISMS = ("t5", "decoupled")
 analysis.ablation_runs selects them, frozen); factored's weights ignore the input."""
 
 
+def has_query_key_weights(run) -> bool:
+    """Whether a run's attention weights can depend on the input: a query-key mechanism with its
+    query-key term (a RunConfig; t5 with query_key false has softmax_j(p) only)."""
+    return run.attention in QUERY_KEY_MECHANISMS and run.query_key
+
+
 def merge_configs(base: dict, override: dict) -> dict:
     """Snakemake's merge of config files: mappings key by key (recursively), anything else whole."""
     merged = dict(base)

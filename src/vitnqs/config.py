@@ -38,11 +38,20 @@ class ConfigError(ValueError):
 
 
 def check_vit_arguments(
-    L: int, *, d_model: int, n_heads: int, patch_size: int, attention: str
+    L: int, *, d_model: int, n_heads: int, patch_size: int, attention: str,
+    query_key: bool = True,
 ) -> None:
     """Raise ConfigError naming the first argument that makes no valid ViT for an L x L lattice."""
     if attention not in MECHANISMS:
         raise ConfigError(f"attention={attention!r} is not one of {MECHANISMS}")
+    if not isinstance(query_key, bool):
+        raise ConfigError(f"query_key must be true or false, got query_key={query_key!r}")
+    if not query_key and attention != "t5":
+        raise ConfigError(
+            f"query_key=false applies to attention='t5' only, got attention={attention!r}: "
+            "factored has no queries and keys, and decoupled without them is factored shifted "
+            "by 1/n"
+        )
     for name, value in (("d_model", d_model), ("n_heads", n_heads), ("patch_size", patch_size)):
         if not _is_int(value) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {name}={value!r}")
@@ -84,6 +93,10 @@ class RunConfig:
     """Linear patch size b (divides L)."""
     positional_init: str = "xavier"
     """Initialization of the positional term p_(i-j): one of POSITIONAL_INITS."""
+    query_key: bool = True
+    """Whether t5's softmax holds the query-key term; false leaves alpha = softmax_j(p_(i-j)), the
+    same for every input (t5 only: the ablation that tells its softmax from its queries and
+    keys)."""
     dtype: str = "float64"
     """Parameter dtype: 'float64' or 'float32'."""
     forward_dtype: str | None = None
@@ -249,7 +262,7 @@ class RunConfig:
             )
         check_vit_arguments(
             self.L, d_model=self.d_model, n_heads=self.n_heads, patch_size=self.patch_size,
-            attention=self.attention,
+            attention=self.attention, query_key=self.query_key,
         )
         if self.positional_init not in POSITIONAL_INITS:
             raise ConfigError(

@@ -141,14 +141,25 @@ class FactoredAttention(_AttentionBase):
 
 
 class T5Attention(_AttentionBase):
-    """Query-key attention with the relative position inside the softmax (T5-style bias)."""
+    """Query-key attention with the relative position inside the softmax (T5-style bias).
+
+    Without the query-key term (``query_key=False``, no Q or K parameters) alpha = softmax_j(p),
+    the same for every input: rows still positive and summing to 1, unlike factored's p.
+    """
+
+    query_key: bool = True
+    """Whether the logits hold x_i Q^T K x_j / sqrt(d) besides p_(i-j)."""
 
     @nn.compact
     def __call__(self, x_BxPxD: Array) -> Array:
-        logits_BxHxPxP = self.query_key_logits(x_BxPxD) + self.positional(x_BxPxD.shape[1])
-        alpha_BxHxPxP = nn.softmax(logits_BxHxPxP, axis=-1)
-        self.sow("intermediates", "attention", alpha_BxHxPxP)
-        return self.attend(alpha_BxHxPxP, x_BxPxD)
+        n_patches = x_BxPxD.shape[1]
+        if self.query_key:
+            logits_xHxPxP = self.query_key_logits(x_BxPxD) + self.positional(n_patches)
+        else:
+            logits_xHxPxP = self.positional(n_patches)
+        alpha_xHxPxP = nn.softmax(logits_xHxPxP, axis=-1)
+        self.sow("intermediates", "attention", alpha_xHxPxP)
+        return self.attend(alpha_xHxPxP, x_BxPxD)
 
 
 class DecoupledAttention(_AttentionBase):
@@ -186,12 +197,15 @@ class EncoderBlock(nn.Module):
     """Dtype of the parameters."""
     positional_init: str = "xavier"
     """Initialization of the positional term p."""
+    query_key: bool = True
+    """t5 only: whether its softmax holds the query-key term (T5Attention)."""
 
     @nn.compact
     def __call__(self, x_BxPxD: Array) -> Array:
+        options = {} if self.query_key else {"query_key": False}  # checked: t5 only
         attention = ATTENTIONS[self.attention](
             d_model=self.d_model, n_heads=self.n_heads, param_dtype=self.param_dtype,
-            positional_init=self.positional_init, name="attention",
+            positional_init=self.positional_init, name="attention", **options,
         )
         ln = lambda name: nn.LayerNorm(param_dtype=self.param_dtype, name=name)  # noqa: E731
         x_BxPxD = x_BxPxD + attention(ln("norm_attention")(x_BxPxD))
@@ -225,6 +239,8 @@ class ViT(nn.Module):
     """Dtype of the parameters and of the forward pass."""
     positional_init: str = "xavier"
     """Initialization of the positional term p: 'xavier' or 'softmax-scale'."""
+    query_key: bool = True
+    """t5 only: false drops Q and K, leaving alpha = softmax_j(p_(i-j)) (T5Attention)."""
 
     @nn.compact
     def __call__(self, spins_BxN: Array) -> Array:
@@ -236,7 +252,7 @@ class ViT(nn.Module):
             raise ValueError(f"the input has N={N} sites, which is not a square lattice L x L")
         check_vit_arguments(
             L, d_model=self.d_model, n_heads=self.n_heads, patch_size=self.patch_size,
-            attention=self.attention,
+            attention=self.attention, query_key=self.query_key,
         )
         if self.n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got n_layers={self.n_layers}")
@@ -250,7 +266,7 @@ class ViT(nn.Module):
             x_BxPxD = EncoderBlock(
                 d_model=self.d_model, n_heads=self.n_heads, attention=self.attention,
                 param_dtype=self.param_dtype, positional_init=self.positional_init,
-                name=f"block_{layer}",
+                query_key=self.query_key, name=f"block_{layer}",
             )(x_BxPxD)
 
         z_BxD = nn.LayerNorm(param_dtype=self.param_dtype, name="norm_out")(x_BxPxD.sum(axis=1))

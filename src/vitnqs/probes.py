@@ -1,8 +1,10 @@
 """One start of the ViT under several protocols: what a single changed setting did.
 
-A probe run (config groups ``positional_probe`` and ``sr_probe``) repeats a run that failed with
-one setting changed. Its seed fixes the start: the same seed gives the same parameters and, with
-the same chains, the same samples at step 0, so from step 1 on only the changed setting differs.
+A probe run (config groups ``positional_probe``, ``sr_probe`` and ``query_key_probe``) repeats a
+run that failed, or one whose gap to the other mechanisms is in question, with one setting
+changed. Its seed fixes the start: the same seed gives the same parameters (t5 without its query-key
+term: the same parameters but Q and K) and, with the same chains, the same samples at step 0, so
+from step 1 on only the changed setting differs.
 ``table_probes`` shows each probe beside every run of the same system, mechanism and seed, in
 the config or kept under results/failed/: how often its energy per site went above 0 (a
 wave function worse than a random one, the mark of the failures), whether it stopped on a
@@ -11,11 +13,13 @@ non-finite energy, and where it ended. Nothing here reads files.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from vitnqs.config import RunConfig
 from vitnqs.tables import (
     FINISHED,
     RECENT_STEPS,
@@ -29,8 +33,11 @@ from vitnqs.tables import (
 START_KEYS = ("L", "J2", "n_layers", "attention", "seed")
 """The RunConfig keys that fix a run's start (its parameters at step 0)."""
 
-SETTING_KEYS = ("protocol", "n_samples", "n_steps", "diag_shift", "positional_init")
+SETTING_KEYS = ("protocol", "n_samples", "n_steps", "diag_shift", "positional_init", "query_key")
 """The RunConfig keys a probe may change, shown in the table."""
+SETTING_DEFAULTS = {field.name: field.default for field in dataclasses.fields(RunConfig)
+                    if field.name in SETTING_KEYS and field.default is not dataclasses.MISSING}
+"""What a config.yaml written before a setting existed means by leaving it out."""
 
 PROBE_COLUMNS = (
     "run_id", *START_KEYS, *SETTING_KEYS, "steps_recorded", "outcome", "energy_step_0",
@@ -84,7 +91,7 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
     return {
         "run_id": run_id,
         **{key: config[key] for key in START_KEYS},
-        **{key: config.get(key, "") for key in SETTING_KEYS},
+        **{key: config.get(key, SETTING_DEFAULTS.get(key, "")) for key in SETTING_KEYS},
         "steps_recorded": len(energy),
         "outcome": outcome_of(record),
         "energy_step_0": float(energy[0]) if len(energy) else None,
@@ -120,7 +127,8 @@ def format_probes(table: pd.DataFrame) -> str:
             "protocol": runs.protocol,
             "M": runs.n_samples.astype(str),
             "diag. shift": runs.diag_shift.map(lambda s: f"{s:g}"),
-            "init of p": runs.positional_init.replace("", "xavier"),
+            "init of p": runs.positional_init,
+            "Q, K": runs.query_key.map({True: "yes", False: "no"}),
             "steps": steps_of(runs.steps_recorded, runs.n_steps),
             "outcome": runs.outcome,
             "E at step 0": runs.energy_step_0.map(lambda e: f"{e:.10f}" if pd.notna(e) else ""),
@@ -135,7 +143,7 @@ def format_probes(table: pd.DataFrame) -> str:
         sections.append(
             f"**{L}x{L}, J2 = {J2}, n_l = {n_layers}, {attention}, seed {seed}**\n\n"
             + shown.to_markdown(index=False, disable_numparse=True) + "\n")
-    return ("Probes of the failures: one start (same seed: same parameters and, with the same "
+    return ("Probes: one start (same seed: same parameters and, with the same "
             "chains, the same samples at step 0) under several protocols. 'Steps above 0' counts "
             "steps after step 0 with an energy per site above 0; 'energy per site' is the final "
             f"energy, or the mean of the last {RECENT_STEPS} recorded steps of a run in "

@@ -44,7 +44,8 @@ def build_model(config: RunConfig):
     return ViT(
         n_layers=config.n_layers, d_model=config.d_model, n_heads=config.n_heads,
         patch_size=config.patch_size, attention=config.attention,
-        positional_init=config.positional_init, param_dtype=getattr(jnp, config.dtype),
+        positional_init=config.positional_init, query_key=config.query_key,
+        param_dtype=getattr(jnp, config.dtype),
     )
 
 

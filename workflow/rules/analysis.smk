@@ -11,7 +11,7 @@
 # Config key `analysis` (optional; every sub-key defaults to vitnqs.analysis_jobs.ANALYSIS_DEFAULTS,
 # shared with `vitnqs analyse`, which runs the sampling jobs below without Snakemake).
 from vitnqs.analysis_jobs import (
-    QUERY_KEY_MECHANISMS, analysis_settings, output_path, sampling_settings,
+    analysis_settings, has_query_key_weights, output_path, sampling_settings,
 )
 from vitnqs.positional_gain import MECHANISMS as POSITIONAL_MECHANISMS
 
@@ -26,17 +26,14 @@ FREEZE_ABLATION = str(output_path(RESULTS, "freeze_ablation", "{run}"))
 # Runs whose training finished (common.smk: summary.json on disk, or every run with
 # require_all_runs). Only these are analysed.
 FINISHED = set(finished_runs(RUNS))
-QUERY_KEY_RUNS = sorted(
-    run for mechanism in QUERY_KEY_MECHANISMS for run in runs_where(attention=mechanism)
-    if run in FINISHED
-)
+QUERY_KEY_RUNS = sorted(run for run in FINISHED if has_query_key_weights(RUNS[run]))
 SELECTED = {  # the runs each analysis filter selects
     key: runs_selected_by(f"analysis.{key}", ANALYSIS[key])
     for key in ("fig4_runs", "ablation_runs", "size_runs")
 }
 MAP_RUNS = sorted(run for run in SELECTED["fig4_runs"] if run in FINISHED)
 FIG4_RUNS = {  # per mechanism the first run id, when several match
-    RUNS[run].attention: run for run in reversed(MAP_RUNS) if RUNS[run].attention != "factored"
+    RUNS[run].attention: run for run in reversed(MAP_RUNS) if has_query_key_weights(RUNS[run])
 }
 POSITIONAL_RUNS = sorted(
     run for mechanism in POSITIONAL_MECHANISMS for run in runs_where(attention=mechanism)

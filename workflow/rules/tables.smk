@@ -75,9 +75,11 @@ rule run_status:
         "../scripts/run_status.py"
 
 
-# The probes of the 8x8 and 10x10 failures (groups positional_probe and sr_probe): each probe
-# beside every run of the same seed, system and mechanism, configured or kept under failed/.
-PROBES = GROUPS.get("positional_probe", []) + GROUPS.get("sr_probe", [])
+# The probes of the 8x8 and 10x10 failures (groups positional_probe and sr_probe) and of t5's
+# query-key term (query_key_probe): each probe beside every run of the same seed, system and
+# mechanism, configured or kept under failed/.
+PROBES = [run for group in ("positional_probe", "sr_probe", "query_key_probe")
+          for run in GROUPS.get(group, [])]
 
 
 rule table_probes:
