@@ -202,7 +202,7 @@ class EncoderBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxPxD: Array) -> Array:
-        options = {} if self.query_key else {"query_key": False}  # checked: t5 only
+        options = {"query_key": self.query_key} if self.attention == "t5" else {}
         attention = ATTENTIONS[self.attention](
             d_model=self.d_model, n_heads=self.n_heads, param_dtype=self.param_dtype,
             positional_init=self.positional_init, name="attention", **options,

@@ -36,8 +36,9 @@ START_KEYS = ("L", "J2", "n_layers", "attention", "seed")
 SETTING_KEYS = ("protocol", "n_samples", "n_steps", "diag_shift", "positional_init", "query_key")
 """The RunConfig keys a probe may change, shown in the table."""
 SETTING_DEFAULTS = {field.name: field.default for field in dataclasses.fields(RunConfig)
-                    if field.name in SETTING_KEYS and field.default is not dataclasses.MISSING}
-"""What a config.yaml written before a setting existed means by leaving it out."""
+                    if field.name in SETTING_KEYS}
+"""What a config.yaml written before a setting existed means by leaving it out (RunConfig's
+defaults; every setting has one)."""
 
 PROBE_COLUMNS = (
     "run_id", *START_KEYS, *SETTING_KEYS, "steps_recorded", "outcome", "energy_step_0",
@@ -91,7 +92,7 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
     return {
         "run_id": run_id,
         **{key: config[key] for key in START_KEYS},
-        **{key: config.get(key, SETTING_DEFAULTS.get(key, "")) for key in SETTING_KEYS},
+        **{key: config.get(key, SETTING_DEFAULTS[key]) for key in SETTING_KEYS},
         "steps_recorded": len(energy),
         "outcome": outcome_of(record),
         "energy_step_0": float(energy[0]) if len(energy) else None,
