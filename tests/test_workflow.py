@@ -115,6 +115,25 @@ def test_a_committed_sr_spectrum_probe_is_drawn_by_the_main_job(tmp_path):
     assert (tree / figure).stat().st_size > 0
 
 
+def test_a_finished_t5_run_without_queries_and_keys_gets_no_query_key_analysis(tmp_path):
+    """Input dependence and the freeze ablation measure query-key weights: once its files are
+    on disk, the query-key probe's t5 `reduced` seed 1 gets both, the same seed without queries
+    and keys (alpha = softmax_j(p), the same for every input) neither."""
+    tree = copy_tree(tmp_path / "tree")
+    for run in ("L6_J0.5_nl4_t5_s1_reduced", "L6_J0.5_nl4_t5_s1_reduced-no-qk"):
+        (tree / "results/runs" / run).mkdir(parents=True)
+        io.write_json(tree / "results/runs" / run / "summary.json", {"energy_per_site": -0.5})
+        (tree / "results/runs" / run / "history.csv").write_text("step,energy\n0,-0.1\n")
+    set_equal_mtimes(tree)
+    result = snakemake(tree, "--cores", "all", "--dry-run")
+    assert result.returncode == 0, result.stdout[-3000:]
+    planned = planned_jobs(result.stdout)
+    assert planned.get("input_dependence") == 1 and planned.get("freeze_ablation") == 1, planned
+    assert "input_dependence/L6_J0.5_nl4_t5_s1_reduced.csv" in result.stdout
+    assert "freeze_ablation/L6_J0.5_nl4_t5_s1_reduced.json" in result.stdout
+    assert "reduced-no-qk.csv" not in result.stdout and "reduced-no-qk.json" not in result.stdout
+
+
 def test_benchmark_target_plans_one_job_per_configuration(clone):
     result = snakemake(clone, "--cores", "all", "--dry-run", "benchmark")
     assert result.returncode == 0, result.stdout
