@@ -1,10 +1,10 @@
 """One start of the ViT under several protocols: what a single changed setting did.
 
-A probe run (config groups ``positional_probe``, ``sr_probe`` and ``query_key_probe``) repeats a
-run that failed, or one whose gap to the other mechanisms is in question, with one setting
-changed. Its seed fixes the start: the same seed gives the same parameters (t5 without its query-key
-term: the same parameters but Q and K) and, with the same chains, the same samples at step 0, so
-from step 1 on only the changed setting differs.
+A probe run (a run of a config group in PROBE_GROUPS) repeats a run that failed, or one whose
+gap to the other mechanisms is in question, with one setting changed. Its seed fixes the start:
+the same seed gives the same parameters (t5 without its query-key term: the same parameters but
+Q and K) and, with the same chains, the same samples at step 0, so from step 1 on only the
+changed setting differs.
 ``table_probes`` shows each probe beside every run of the same system, mechanism and seed, in
 the config or kept under results/failed/: how often its energy per site went above 0 (a
 wave function worse than a random one, the mark of the failures), whether it stopped on a
@@ -29,6 +29,10 @@ from vitnqs.tables import (
     sort_runs,
     steps_of,
 )
+
+PROBE_GROUPS = ("positional_probe", "sr_probe", "query_key_probe")
+"""The config groups whose runs are probes: of the 8x8 and 10x10 failures of decoupled and
+factored (the init of p, the diagonal shift) and of t5's query-key term."""
 
 START_KEYS = ("L", "J2", "n_layers", "attention", "seed")
 """The RunConfig keys that fix a run's start (its parameters at step 0)."""

@@ -1,6 +1,7 @@
 # Tables: read finished runs, never train (inputs come from finished_runs in common.smk).
 
 from vitnqs.failed import STOPPED_NOTE
+from vitnqs.probes import PROBE_GROUPS
 
 # Runs taken out of the config and kept under failed/ (diverged, or stopped by hand: a note says
 # why): read by run_status and table_probes.
@@ -78,8 +79,7 @@ rule run_status:
 # The probes of the 8x8 and 10x10 failures (groups positional_probe and sr_probe) and of t5's
 # query-key term (query_key_probe): each probe beside every run of the same seed, system and
 # mechanism, configured or kept under failed/.
-PROBES = [run for group in ("positional_probe", "sr_probe", "query_key_probe")
-          for run in GROUPS.get(group, [])]
+PROBES = [run for group in PROBE_GROUPS for run in GROUPS.get(group, [])]
 
 
 rule table_probes:
