@@ -120,7 +120,7 @@ def test_a_finished_t5_run_without_queries_and_keys_gets_no_query_key_analysis(t
     on disk, the query-key probe's t5 `reduced` seed 1 gets both, the same seed without queries
     and keys (alpha = softmax_j(p), the same for every input) neither."""
     tree = copy_tree(tmp_path / "tree")
-    for run in ("L6_J0.5_nl4_t5_s1_reduced", "L6_J0.5_nl4_t5_s1_reduced-no-qk"):
+    for run in ("L6_J0.5_nl4_t5_s1_reduced", "L6_J0.5_nl4_t5_s2_reduced-no-qk"):
         (tree / "results/runs" / run).mkdir(parents=True)
         io.write_json(tree / "results/runs" / run / "summary.json", {"energy_per_site": -0.5})
         (tree / "results/runs" / run / "history.csv").write_text("step,energy\n0,-0.1\n")
