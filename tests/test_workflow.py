@@ -117,20 +117,26 @@ def test_a_committed_sr_spectrum_probe_is_drawn_by_the_main_job(tmp_path):
 
 def test_a_finished_t5_run_without_queries_and_keys_gets_no_query_key_analysis(tmp_path):
     """Input dependence and the freeze ablation measure query-key weights: once its files are
-    on disk, the query-key probe's t5 `reduced` seed 1 gets both, the same seed without queries
-    and keys (alpha = softmax_j(p), the same for every input) neither."""
+    on disk and its analyses are not, the query-key probe's t5 `reduced` seed 2 gets both; t5
+    seed 0 without queries and keys (alpha = softmax_j(p), the same for every input) neither."""
     tree = copy_tree(tmp_path / "tree")
-    for run in ("L6_J0.5_nl4_t5_s1_reduced", "L6_J0.5_nl4_t5_s2_reduced-no-qk"):
-        (tree / "results/runs" / run).mkdir(parents=True)
-        io.write_json(tree / "results/runs" / run / "summary.json", {"energy_per_site": -0.5})
-        (tree / "results/runs" / run / "history.csv").write_text("step,energy\n0,-0.1\n")
+    with_qk, without_qk = "L6_J0.5_nl4_t5_s2_reduced", "L6_J0.5_nl4_t5_s0_reduced-no-qk"
+    for run in (with_qk, without_qk):
+        folder = tree / "results/runs" / run
+        if not (folder / "summary.json").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            io.write_json(folder / "summary.json", {"energy_per_site": -0.5})
+            (folder / "history.csv").write_text("step,energy\n0,-0.1\n")
+    analysis = tree / "results/analysis"
+    (analysis / "input_dependence" / f"{with_qk}.csv").unlink(missing_ok=True)
+    (analysis / "freeze_ablation" / f"{with_qk}.json").unlink(missing_ok=True)
     set_equal_mtimes(tree)
     result = snakemake(tree, "--cores", "all", "--dry-run")
     assert result.returncode == 0, result.stdout[-3000:]
     planned = planned_jobs(result.stdout)
     assert planned.get("input_dependence") == 1 and planned.get("freeze_ablation") == 1, planned
-    assert "input_dependence/L6_J0.5_nl4_t5_s1_reduced.csv" in result.stdout
-    assert "freeze_ablation/L6_J0.5_nl4_t5_s1_reduced.json" in result.stdout
+    assert f"input_dependence/{with_qk}.csv" in result.stdout
+    assert f"freeze_ablation/{with_qk}.json" in result.stdout
     assert "reduced-no-qk.csv" not in result.stdout and "reduced-no-qk.json" not in result.stdout
 
 
