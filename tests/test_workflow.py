@@ -117,10 +117,10 @@ def test_a_committed_sr_spectrum_probe_is_drawn_by_the_main_job(tmp_path):
 
 def test_a_finished_t5_run_without_queries_and_keys_gets_no_query_key_analysis(tmp_path):
     """Input dependence and the freeze ablation measure query-key weights: once its files are
-    on disk and its analyses are not, the query-key probe's t5 `reduced` seed 2 gets both; t5
-    seed 0 without queries and keys (alpha = softmax_j(p), the same for every input) neither."""
+    on disk and its analyses are not, t5 `reduced` seed 0 gets both; the same seed without
+    queries and keys (alpha = softmax_j(p), the same for every input) neither."""
     tree = copy_tree(tmp_path / "tree")
-    with_qk, without_qk = "L6_J0.5_nl4_t5_s2_reduced", "L6_J0.5_nl4_t5_s0_reduced-no-qk"
+    with_qk, without_qk = "L6_J0.5_nl4_t5_s0_reduced", "L6_J0.5_nl4_t5_s0_reduced-no-qk"
     for run in (with_qk, without_qk):
         folder = tree / "results/runs" / run
         if not (folder / "summary.json").exists():
