@@ -198,6 +198,10 @@ def test_non_finite_local_energy_stops_the_run_and_reaches_no_output(
     with pytest.raises(NonFiniteError, match=message) as stop:
         run(TINY_RUN, run_dir, quiet=True)
     assert f"stopped: {stop.value}" in (run_dir / "train.log").read_text()  # the run's record
+    if call <= TINY.n_steps:  # the message says what the same command continues from
+        kept = (run_dir / "checkpoint" / "state.msgpack").exists()
+        assert ("last good checkpoint" in str(stop.value)) == kept
+        assert ("starts again from step 0" in str(stop.value)) == (not kept)
     assert not (run_dir / "summary.json").exists()
     history = io.read_csv(run_dir / "history.csv")
     assert len(history) == min(call - 1, TINY.n_steps)
@@ -213,8 +217,8 @@ def test_non_finite_local_energy_stops_the_run_and_reaches_no_output(
     leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(states)]
     assert all(np.isfinite(leaf).all() for leaf in leaves if leaf.dtype.kind in "fc")
 
-    monkeypatch.undo()  # the fault is gone: the same call resumes and finishes the run
-    run(TINY_RUN, run_dir, quiet=True)
+    monkeypatch.undo()  # the fault is gone: the same call resumes (from its checkpoint or, with
+    run(TINY_RUN, run_dir, quiet=True)  # none, from step 0, as the message says) and finishes
     assert run_outcome(run_dir) == run_outcome(uninterrupted)
 
 

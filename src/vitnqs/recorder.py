@@ -128,15 +128,15 @@ class RunRecorder:
         energy = driver._loss_stats.mean
         if not np.isfinite(complex(energy)):
             raise NonFiniteError(
-                f"non-finite energy {complex(energy)} at step {step}; the last good checkpoint "
-                f"({self.checkpoint_path}) is kept"
+                f"non-finite energy {complex(energy)} at step {step}; "
+                f"{self._what_a_rerun_continues()}"
             )
 
     def on_step_end(self, step: int, log_data: dict, driver) -> None:
         if not _tree_is_finite(driver.state.parameters):
             raise NonFiniteError(
-                f"non-finite parameters after the update of step {step}; the last good "
-                f"checkpoint ({self.checkpoint_path}) is kept"
+                f"non-finite parameters after the update of step {step}; "
+                f"{self._what_a_rerun_continues()}"
             )
         stats = driver._loss_stats
         seconds = time.perf_counter() - self._step_started
@@ -168,6 +168,12 @@ class RunRecorder:
             )
 
     # checkpoints
+    def _what_a_rerun_continues(self) -> str:
+        """For a stop message: the checkpoint the same command would continue from, if any."""
+        if self.checkpoint_path.exists():
+            return f"the last good checkpoint ({self.checkpoint_path}) is kept"
+        return "no checkpoint was written yet: the same command starts again from step 0"
+
     def checkpoint(self, driver, step: int) -> None:
         """Save the whole state after `step` completed steps; keep the previous one."""
         state = {
