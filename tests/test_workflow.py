@@ -291,3 +291,11 @@ def test_analyse_command_writes_what_the_analysis_rule_wrote(quick, tmp_path):
     unfinished = subprocess.run([*command[:5], str(tmp_path)], cwd=tree, capture_output=True,
                                 text=True, timeout=600)
     assert unfinished.returncode == 2 and "no summary.json" in unfinished.stderr
+    factored = tmp_path / "factored"  # a finished run whose weights ignore the input
+    factored.mkdir()
+    write_yaml(factored / "config.yaml",
+               {**io.read_yaml(run_dir / "config.yaml"), "attention": "factored"})
+    shutil.copy2(run_dir / "summary.json", factored / "summary.json")
+    refused = subprocess.run([*command[:5], str(factored)], cwd=tree, capture_output=True,
+                             text=True, timeout=600)
+    assert refused.returncode == 2 and "no query-key weights" in refused.stderr, refused.stderr

@@ -173,8 +173,15 @@ def _unfinished(run_dir: Path) -> bool:
 def _analyse(job: str, run_dir: Path, config_files: list[Path]) -> int:
     """Run one analysis job as its rule does; print the file written."""
     from vitnqs import analysis_jobs
+    from vitnqs.trained import read_run_config
 
     if _unfinished(run_dir):
+        return 2
+    run = read_run_config(run_dir)
+    if not analysis_jobs.has_query_key_weights(run):
+        print(f"vitnqs: {run_dir} has no query-key weights ({run.attention}, query_key "
+              f"{run.query_key}): its attention is the same for every input, so the workflow "
+              f"runs no {job} for it", file=sys.stderr)
         return 2
     summary = run_dir / "summary.json"
     config = _workflow_config(config_files)
