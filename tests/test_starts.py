@@ -18,6 +18,7 @@ from vitnqs.starts import (
     first_step_near,
     format_starts,
     is_fast_start,
+    starts_of_system,
     summary_starts,
     table_starts,
 )
@@ -164,3 +165,57 @@ def test_the_starts_figure_draws_each_start_in_its_mechanism_panel_and_counts_th
     assert tops[-1] == 10 and tops[-2] < 10
     legend = [text.get_text() for text in factored.get_legend().get_texts()]
     assert legend == ["shift 0.001", "shift 0.01"]
+
+
+def test_the_query_key_figure_colours_each_start_by_its_model_and_marks_a_nan():
+    from vitnqs.probe_plots import MODEL_COLORS, WITHOUT_QUERY_KEY, fig_query_key_probe
+
+    records = {
+        "t5": RunRecord(config(n_steps=400), slow(400), {"relative_error": 0.7}),
+        "no QK": RunRecord(config(query_key=False, n_steps=400), fast(400),
+                           {"relative_error": 0.01}),
+        "no QK NaN": RunRecord(config(seed=1, query_key=False),
+                               history([-0.1] * 60 + [-3.6e4]), failed="diverged at step 61",
+                               source="failed"),
+        "factored": RunRecord(config("factored", n_steps=400), fast(400),
+                              {"relative_error": 0.01}),
+    }
+    table = table_starts(records)
+    table["query_key"] = [records[run_id].config["query_key"] for run_id in table.run_id]
+    histories = {run_id: record.history for run_id, record in records.items()}
+    first, whole = fig_query_key_probe(table, histories, E0, "test").axes
+    colours = {run_id: MODEL_COLORS[label] for run_id, label in [
+        ("t5", "t5"), ("no QK", WITHOUT_QUERY_KEY), ("no QK NaN", WITHOUT_QUERY_KEY),
+        ("factored", "factored")]}
+    curves = [line for line in first.get_lines() if line.get_marker() == "None"]
+    assert sorted(line.get_color() for line in curves) == sorted(colours.values())
+    # the start that reached NaN: a cross at its last step, its blow-up drawn at the top
+    (cross,) = [line for line in first.get_lines() if line.get_marker() == "x"]
+    assert list(cross.get_xdata()) == [60] and list(cross.get_ydata()) == [10.0]
+    assert cross.get_color() == MODEL_COLORS[WITHOUT_QUERY_KEY]
+    # right: a dot at each finished run's final error; no running mean above the top either
+    dots = {(line.get_color(), line.get_ydata()[0]) for line in whole.get_lines()
+            if line.get_marker() == "o"}
+    assert dots == {(colours["t5"], 0.7), (colours["no QK"], 0.01), (colours["factored"], 0.01)}
+    assert max(np.nanmax(line.get_ydata()) for line in whole.get_lines()) == 10.0
+    legend = [text.get_text() for text in whole.get_legend().get_texts()]
+    assert legend == ["t5 (1)", f"{WITHOUT_QUERY_KEY} (2)", "factored (1)", "reached NaN"]
+
+
+def test_the_query_key_figure_of_no_starts_says_so():
+    from vitnqs.probe_plots import fig_query_key_probe
+
+    table = table_starts({})
+    table["query_key"] = []
+    first, whole = fig_query_key_probe(table, {}, E0, "test").axes
+    assert [text.get_text() for text in first.texts] == ["no finished runs"]
+    assert whole.get_legend() is None
+
+
+def test_the_starts_of_a_system_are_those_with_every_value_of_it():
+    reduced = {"protocol": "reduced", "n_steps": 600, "n_samples": 2048}
+    records = {"paper": RunRecord(config(), slow(30)),
+               "reduced": RunRecord(config(**reduced), slow(30)),
+               "8x8": RunRecord(config(L=8, **reduced), slow(30))}
+    chosen, table = starts_of_system(records, {"L": 6, "n_samples": 2048})
+    assert list(chosen) == ["reduced"] and list(table.run_id) == ["reduced"]

@@ -130,7 +130,7 @@ def fig_learning_curves(histories: dict[str, pd.DataFrame], runs: pd.DataFrame) 
             # relative errors fall from the top left: the top right stays empty
             legend_once_per_label(ax, loc="upper right", max_rows=4, fontsize="small")
         if not panels:
-            _no_runs(axes[0])
+            mark_no_runs(axes[0])
         fig.suptitle(f"Relative error during optimization\n{describe_protocols(runs)}"
                      f"{unreferenced_note(runs)}", fontsize="small")
     return fig
@@ -169,7 +169,7 @@ def fig_scaling(runs: pd.DataFrame, timings: pd.DataFrame, timing_source: str) -
                                   color=COLORS[attention], marker=MARKERS[attention], **style)
         left.set(yscale="log", xlabel="L", ylabel=r"$|(E_0 - E)/E_0|$", title="accuracy")
         if accuracy.empty:
-            _no_runs(left)
+            mark_no_runs(left)
         paper = paper_accuracy(accuracy)
         for attention, group in by_mechanism(paper):
             left.plot(group.L + SIZE_OFFSETS[attention], group.relative_error,
@@ -334,7 +334,8 @@ def legend_once_per_label(ax, extra=(), max_rows: int | None = None, on=None,
         (on or ax).legend(unique.values(), unique.keys(), **legend_options)
 
 
-def _no_runs(ax) -> None:
+def mark_no_runs(ax) -> None:
+    """Say on an empty panel that no run was there to draw."""
     ax.text(0.5, 0.5, "no finished runs", transform=ax.transAxes, ha="center", va="center")
 
 
@@ -376,7 +377,7 @@ def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], referen
             ax.set_yscale("log")
             ax.set_xlabel("optimization step")
             if not len(rows):
-                _no_runs(ax)
+                mark_no_runs(ax)
             _whole_runs(whole, rows[rows.steps_recorded > steps], histories, reference, colors)
             whole.set_title(f"{mechanism}: runs past step {steps}, whole", fontsize=9)
         axes[0][0].set_ylabel("relative error of the step's energy")
@@ -402,4 +403,4 @@ def _whole_runs(ax, rows: pd.DataFrame, histories: dict[str, pd.DataFrame], refe
     ax.set_yscale("log")
     ax.set_xlabel("optimization step + 1")
     if not len(rows):
-        _no_runs(ax)
+        mark_no_runs(ax)

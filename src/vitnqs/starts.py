@@ -122,6 +122,15 @@ def table_starts(records: dict[str, RunRecord]) -> pd.DataFrame:
     return table_of_records(records, start_row, START_COLUMNS)
 
 
+def starts_of_system(records: dict[str, RunRecord],
+                     system: dict) -> tuple[dict[str, RunRecord], pd.DataFrame]:
+    """The records whose config has every value of ``system`` (e.g. L, J2, n_layers,
+    n_samples), and their table_starts: the starts one figure draws."""
+    chosen = {run_id: record for run_id, record in records.items()
+              if all(record.config[key] == value for key, value in system.items())}
+    return chosen, table_starts(chosen)
+
+
 def _error_range(errors: pd.Series) -> str:
     errors = errors.dropna()
     if not len(errors):

@@ -74,3 +74,27 @@ rule fig_starts:
         "../../environment.yml"
     script:
         "../scripts/fig_starts.py"
+
+
+# Every start of the query-key probe's system (group query_key_probe: t5 without its query-key
+# term beside t5, decoupled and factored under `reduced`); inputs as table_starts's.
+QUERY_KEY_FIGURE_SYSTEM = {"L": 6, "J2": 0.5, "n_layers": 4, "n_samples": 2048}
+
+
+rule fig_query_key_probe:
+    input:
+        unpack(lambda wildcards: STARTS_INPUTS),
+        code=code_of("fig_query_key_probe"),
+    output:
+        png=report(f"{RESULTS}/figures/fig_query_key_probe.png",
+                   caption="../report/fig_query_key_probe.rst", category="Figures"),
+        pdf=f"{RESULTS}/figures/fig_query_key_probe.pdf",
+    params:
+        configs=RUN_CONFIGS,
+        system=QUERY_KEY_FIGURE_SYSTEM,
+    log:
+        f"{RESULTS}/logs/fig_query_key_probe.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/fig_query_key_probe.py"

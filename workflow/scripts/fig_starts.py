@@ -5,15 +5,13 @@ from vitnqs import io
 from vitnqs.plotting import fig_starts
 from vitnqs.records import read_records_from_inputs
 from vitnqs.reference import reference_energy
-from vitnqs.starts import table_starts
+from vitnqs.starts import starts_of_system
 
 inputs, params = snakemake.input, snakemake.params  # noqa: F821
 records = read_records_from_inputs(params.configs, inputs.summaries, inputs.checkpoints,
                                    inputs.failed, inputs.start_probes)
 system = params.system
-chosen = {run_id: record for run_id, record in records.items()
-          if all(record.config[key] == value for key, value in system.items())}
-starts = table_starts(chosen)
+chosen, starts = starts_of_system(records, system)
 L, J2, n_layers, M = (system[key] for key in ("L", "J2", "n_layers", "n_samples"))
 title = (f"Every start, {L}x{L}, J2 = {J2}, n_l = {n_layers}, M = {M}: its first steps (top) "
          f"and, trained past them, the whole run (bottom) ({len(starts)} starts; protocols "

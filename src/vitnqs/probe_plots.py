@@ -1,0 +1,71 @@
+"""The query-key probe's figure: every start of one system in one pair of panels, coloured by
+its model, so that t5, t5 without its query-key term (alpha = softmax_j(p)), decoupled and
+factored compare on one axis. ``starts`` is ``vitnqs.starts.table_starts`` with a column
+``query_key`` added; ``histories`` maps a run id to its history."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from vitnqs.config import MECHANISMS
+from vitnqs.plotting import COLORS, STYLE, WHOLE_RUN_WINDOW, mark_no_runs
+from vitnqs.tables import relative_error
+
+WITHOUT_QUERY_KEY = "t5 without Q, K"
+"""The model label of t5 with ``query_key: false``."""
+
+MODEL_COLORS = {**COLORS, WITHOUT_QUERY_KEY: "tab:purple"}
+"""Line colour of each model: the mechanisms' colours of every figure, and one for t5 without
+its query-key term."""
+
+BLOW_UP = 10.0
+"""Relative errors above this (a blow-up before NaN) are drawn at it, the top of the axis."""
+
+
+def model_label(attention: str, query_key: bool) -> str:
+    """'t5', 'decoupled', 'factored', or WITHOUT_QUERY_KEY."""
+    return WITHOUT_QUERY_KEY if attention == "t5" and not query_key else attention
+
+
+def fig_query_key_probe(starts: pd.DataFrame, histories: dict[str, pd.DataFrame],
+                        reference: float, title: str, steps: int = 150) -> Figure:
+    """Left: the first ``steps`` steps of every start, the relative error of each step's energy
+    (blow-ups drawn at BLOW_UP), a cross at the last step of a start that reached NaN. Right:
+    every start, whole: the relative error of the running mean of WHOLE_RUN_WINDOW steps'
+    energies (at the window's last step; clipped at BLOW_UP too), a dot at a finished run's
+    final error."""
+    labels = [model_label(row.attention, row.query_key) for row in starts.itertuples()]
+    with plt.rc_context(STYLE):
+        fig, (first, whole) = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained")
+        for row, label in zip(starts.itertuples(), labels):
+            color = MODEL_COLORS[label]
+            history = histories[row.run_id]
+            early = history[history.step < steps]
+            error = relative_error(early.energy, reference).clip(upper=BLOW_UP)
+            first.plot(early.step, error, color=color, lw=0.8, alpha=0.8, label=label)
+            mean = history.energy.rolling(WHOLE_RUN_WINDOW, min_periods=WHOLE_RUN_WINDOW).mean()
+            whole.plot(history.step, relative_error(mean, reference).clip(upper=BLOW_UP),
+                       color=color, lw=0.8, alpha=0.8)
+            if row.outcome.startswith("diverged"):
+                first.plot(early.step.iloc[-1], error.iloc[-1], "x", color=color, ms=6)
+            if not pd.isna(row.relative_error):
+                whole.plot(row.n_steps, row.relative_error, "o", color=color, ms=3)
+        first.set(yscale="log", xlabel="optimization step",
+                  ylabel="relative error of the step's energy")
+        whole.set(yscale="log", xlabel="optimization step",
+                  ylabel=f"relative error, mean of {WHOLE_RUN_WINDOW} steps")
+        order = [*MECHANISMS[:1], WITHOUT_QUERY_KEY, *MECHANISMS[1:]]
+        handles = [Line2D([], [], color=MODEL_COLORS[label], lw=0.8,
+                          label=f"{label} ({labels.count(label)})")
+                   for label in order if label in labels]
+        if handles:
+            handles.append(Line2D([], [], color="k", marker="x", ls="", label="reached NaN"))
+            whole.legend(handles=handles, fontsize=7, loc="upper right")
+        else:
+            mark_no_runs(first)
+            mark_no_runs(whole)
+        fig.suptitle(title, fontsize="small")
+    return fig

@@ -1,0 +1,27 @@
+"""Snakemake adapter: every start of the query-key probe's system (runs of the grid, failed/),
+coloured by model -> results/figures/fig_query_key_probe.{png,pdf}."""
+
+from vitnqs import io
+from vitnqs.probe_plots import fig_query_key_probe
+from vitnqs.probes import SETTING_DEFAULTS
+from vitnqs.records import read_records_from_inputs
+from vitnqs.reference import reference_energy
+from vitnqs.starts import starts_of_system
+
+inputs, params = snakemake.input, snakemake.params  # noqa: F821
+records = read_records_from_inputs(params.configs, inputs.summaries, inputs.checkpoints,
+                                   inputs.failed, inputs.start_probes)
+system = params.system
+chosen, starts = starts_of_system(records, system)
+starts["query_key"] = [chosen[run_id].config.get("query_key", SETTING_DEFAULTS["query_key"])
+                       for run_id in starts.run_id]
+L, J2, n_layers, M = (system[key] for key in ("L", "J2", "n_layers", "n_samples"))
+protocols = ", ".join(sorted(set(starts.protocol))) or "none"
+title = (f"t5's softmax or its queries and keys? Every start, {L}x{L}, J2 = {J2}, "
+         f"n_l = {n_layers}, M = {M} (protocols: {protocols})")
+figure = fig_query_key_probe(starts, {run_id: chosen[run_id].history for run_id in starts.run_id},
+                             reference_energy(L, J2).value, title)
+for path in snakemake.output:  # noqa: F821
+    figure.savefig(path)
+io.write_atomic(snakemake.log[0],  # noqa: F821
+                f"fig_query_key_probe: {len(starts)} starts\n".encode())
