@@ -116,17 +116,13 @@ def test_a_committed_sr_spectrum_probe_is_drawn_by_the_main_job(tmp_path):
 
 
 def test_a_finished_t5_run_without_queries_and_keys_gets_no_query_key_analysis(tmp_path):
-    """Input dependence and the freeze ablation measure query-key weights: once its files are
-    on disk and its analyses are not, t5 `reduced` seed 0 gets both; the same seed without
-    queries and keys (alpha = softmax_j(p), the same for every input) neither."""
+    """Input dependence and the freeze ablation measure query-key weights: with its analyses
+    removed, the finished t5 `reduced` seed 0 gets both planned again; the finished same seed
+    without queries and keys (alpha = softmax_j(p), the same for every input) neither."""
     tree = copy_tree(tmp_path / "tree")
     with_qk, without_qk = "L6_J0.5_nl4_t5_s0_reduced", "L6_J0.5_nl4_t5_s0_reduced-no-qk"
     for run in (with_qk, without_qk):
-        folder = tree / "results/runs" / run
-        if not (folder / "summary.json").exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            io.write_json(folder / "summary.json", {"energy_per_site": -0.5})
-            (folder / "history.csv").write_text("step,energy\n0,-0.1\n")
+        assert (tree / "results/runs" / run / "summary.json").exists(), run
     analysis = tree / "results/analysis"
     (analysis / "input_dependence" / f"{with_qk}.csv").unlink(missing_ok=True)
     (analysis / "freeze_ablation" / f"{with_qk}.json").unlink(missing_ok=True)

@@ -10,16 +10,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from vitnqs.config import MECHANISMS
 from vitnqs.plotting import COLORS, STYLE, WHOLE_RUN_WINDOW, mark_no_runs
 from vitnqs.tables import relative_error
 
 WITHOUT_QUERY_KEY = "t5 without Q, K"
 """The model label of t5 with ``query_key: false``."""
 
-MODEL_COLORS = {**COLORS, WITHOUT_QUERY_KEY: "tab:purple"}
-"""Line colour of each model: the mechanisms' colours of every figure, and one for t5 without
-its query-key term."""
+MODEL_COLORS = {"t5": COLORS["t5"], WITHOUT_QUERY_KEY: "tab:purple",
+                "decoupled": COLORS["decoupled"], "factored": COLORS["factored"]}
+"""Line colour of each model, in the legend's order: the mechanisms' colours of every figure,
+and one for t5 without its query-key term."""
 
 BLOW_UP = 10.0
 """Relative errors above this (a blow-up before NaN) are drawn at it, the top of the axis."""
@@ -57,10 +57,8 @@ def fig_query_key_probe(starts: pd.DataFrame, histories: dict[str, pd.DataFrame]
                   ylabel="relative error of the step's energy")
         whole.set(yscale="log", xlabel="optimization step",
                   ylabel=f"relative error, mean of {WHOLE_RUN_WINDOW} steps")
-        order = [*MECHANISMS[:1], WITHOUT_QUERY_KEY, *MECHANISMS[1:]]
-        handles = [Line2D([], [], color=MODEL_COLORS[label], lw=0.8,
-                          label=f"{label} ({labels.count(label)})")
-                   for label in order if label in labels]
+        handles = [Line2D([], [], color=color, lw=0.8, label=f"{label} ({labels.count(label)})")
+                   for label, color in MODEL_COLORS.items() if label in labels]
         if handles:
             handles.append(Line2D([], [], color="k", marker="x", ls="", label="reached NaN"))
             whole.legend(handles=handles, fontsize=7, loc="upper right")
