@@ -22,6 +22,8 @@ for run in $(tar tzf "$from/runs.tgz" | sed -n 's#^results/runs/\([^/]*\)/config
         python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('finished', s['energy_per_site'], s.get('relative_error'))" "results/runs/$run/summary.json"
     else
         echo "step $(tail -n 1 "results/runs/$run/history.csv" | cut -d, -f1-2)"
+        # a run whose last word was a stop on a non-finite value: say so (failed/ keeps such runs)
+        tail -n 1 "results/runs/$run/train.log" | grep -o 'stopped: non-finite.*' | sed 's/^/    /' || true
     fi
 done
 git status --short results | head -20
