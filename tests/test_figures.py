@@ -698,6 +698,18 @@ def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(ru
     assert "| 6   | 0.5  | 4     | tiny" in format_agreement(table.reset_index())
 
 
+def test_agreement_leaves_out_t5_without_its_query_key_term():
+    """A probe of t5 (alpha = softmax_j(p)) is not one of the three mechanisms; a summary from
+    before the option, or without a config, is t5 with queries and keys."""
+    from vitnqs.agreement import of_the_three_mechanisms
+
+    summaries = [{"run_id": "t5", "config": {"attention": "t5", "query_key": True}},
+                 {"run_id": "probe", "config": {"attention": "t5", "query_key": False}},
+                 {"run_id": "older", "config": {"attention": "t5"}}, {"run_id": "bare"}]
+    kept = [s["run_id"] for s in of_the_three_mechanisms(summaries)]
+    assert kept == ["t5", "older", "bare"]
+
+
 def test_agreement_without_a_reference_shows_spreads_and_no_relative_error(runs):
     """A system with no exact or QMC energy (J2 = 0.3): no relative error is made up (it used to
     read 0 against the lowest energy), the spreads are relative to |lowest energy|."""
