@@ -39,17 +39,22 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     assert shared.protocol == "short" and shared.n_steps == 300 and shared.n_samples == 1024
 
 
+def configured_twin(config, probe, protocol):
+    """The run the workflow config builds for the probe's start (system, mechanism, seed) under
+    another protocol."""
+    block = {"protocol": protocol, "L": probe.L, "J2": probe.J2, "n_layers": probe.n_layers,
+             "attention": probe.attention, "seed": probe.seed}
+    grid = build_run_grid({**config, "groups": {"g": [block]}})
+    return grid.runs[probe.replace(protocol=protocol).run_id]
+
+
 def test_the_positional_probe_differs_from_short_only_in_the_init_of_p(config):
     grid = build_run_grid(config)
     for run_id in grid.groups["positional_probe"]:
         probe = grid.runs[run_id]
         twin = probe.replace(protocol="short", positional_init="xavier")
         assert probe.protocol == "short-smallp" and probe.positional_init == "softmax-scale"
-        assert twin.science() == build_run_grid(
-            {**config, "groups": {"g": [{"protocol": "short", "L": probe.L, "J2": probe.J2,
-                                         "n_layers": probe.n_layers,
-                                         "attention": probe.attention}]}}
-        ).runs[twin.run_id].science()
+        assert twin.science() == configured_twin(config, probe, "short").science()
 
 
 def test_the_sr_probe_differs_from_reduced_only_in_the_diagonal_shift(config):
@@ -58,11 +63,7 @@ def test_the_sr_probe_differs_from_reduced_only_in_the_diagonal_shift(config):
     for run_id in grid.groups["sr_probe"]:
         probe = grid.runs[run_id]
         assert probe.protocol == "reduced-damped" and probe.diag_shift == 1e-2
-        twin = build_run_grid(
-            {**config, "groups": {"g": [{"protocol": "reduced", "L": probe.L, "J2": probe.J2,
-                                         "n_layers": probe.n_layers, "seed": probe.seed,
-                                         "attention": probe.attention}]}}
-        ).runs[probe.replace(protocol="reduced").run_id]
+        twin = configured_twin(config, probe, "reduced")
         assert twin.diag_shift == 1e-3
         assert probe.replace(protocol="reduced", diag_shift=1e-3).science() == twin.science()
 
@@ -73,11 +74,7 @@ def test_the_query_key_probe_is_t5_reduced_without_its_query_key_term(config):
     assert [probe.seed for probe in probes] == [0, 2]  # seed 1 diverged (results/failed/)
     for probe in probes:
         assert probe.attention == "t5" and not probe.query_key
-        twin = build_run_grid(
-            {**config, "groups": {"g": [{"protocol": "reduced", "L": probe.L, "J2": probe.J2,
-                                         "n_layers": probe.n_layers, "seed": probe.seed,
-                                         "attention": "t5"}]}}
-        ).runs[probe.replace(protocol="reduced").run_id]
+        twin = configured_twin(config, probe, "reduced")
         assert twin.query_key
         assert probe.replace(protocol="reduced", query_key=True).science() == twin.science()
         assert not has_query_key_weights(probe) and has_query_key_weights(twin)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from vitnqs.config import MECHANISMS
 from vitnqs.paper import paper_energies
+from vitnqs.probes import SETTING_DEFAULTS
 from vitnqs.tables import format_scientific, format_with_error, relative_error
 
 SYSTEM_KEYS = ["L", "J2", "n_layers", "d_model", "n_heads", "protocol", "n_steps", "n_samples"]
@@ -34,7 +35,8 @@ def of_the_three_mechanisms(summaries: list[dict]) -> list[dict]:
     t5 without its query-key term (``query_key: false``, group query_key_probe) is a probe of
     t5, not a mechanism, and is left out (results/tables/probes.md shows it). A summary written
     before the option existed has t5's query-key term."""
-    return [s for s in summaries if (s.get("config") or {}).get("query_key", True)]
+    default = SETTING_DEFAULTS["query_key"]
+    return [s for s in summaries if (s.get("config") or {}).get("query_key", default)]
 
 
 def _spread(energies: pd.Series, reference: float) -> float:

@@ -346,6 +346,21 @@ SHIFT_COLORS = ("tab:gray", "black", "tab:red", "tab:purple")
 WHOLE_RUN_WINDOW = 50
 """Steps of the running mean of the energy in the starts figure's whole-run row."""
 
+BLOW_UP = 10.0
+"""Relative errors above this (a blow-up before NaN) are drawn at it, the top of the axis."""
+
+
+def step_errors(history: pd.DataFrame, reference: float) -> pd.Series:
+    """The relative error of each step's energy, blow-ups drawn at BLOW_UP."""
+    return relative_error(history.energy, reference).clip(upper=BLOW_UP)
+
+
+def running_mean_errors(history: pd.DataFrame, reference: float) -> pd.Series:
+    """The relative error of the running mean of WHOLE_RUN_WINDOW steps' energies (NaN before
+    the first full window)."""
+    mean = history.energy.rolling(WHOLE_RUN_WINDOW, min_periods=WHOLE_RUN_WINDOW).mean()
+    return relative_error(mean, reference)
+
 
 def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], reference: float,
                title: str, steps: int = 150) -> Figure:
@@ -353,10 +368,10 @@ def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], referen
     one system), one panel per mechanism and a line per start, coloured by its diagonal-shift
     schedule: the relative error of each step's energy, with the fast-start bounds (within
     FAST_START_ERROR in the first FAST_START_STEPS steps) as dotted lines; energies more than
-    10 times the reference away (blow-ups) are drawn at 10. Bottom row: the starts trained past
-    ``steps`` (finished or still training), whole, on log-log axes: the relative error of the
-    running mean of WHOLE_RUN_WINDOW steps' energies, a dot at the final error of a finished
-    run."""
+    BLOW_UP times the reference away (blow-ups) are drawn at BLOW_UP. Bottom row: the starts
+    trained past ``steps`` (finished or still training), whole, on log-log axes: the relative
+    error of the running mean of WHOLE_RUN_WINDOW steps' energies, a dot at the final error of a
+    finished run."""
     shifts = list(dict.fromkeys(starts["shift"]))
     colors = dict(zip(shifts, SHIFT_COLORS * len(shifts)))
     with plt.rc_context(STYLE):
@@ -367,8 +382,8 @@ def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], referen
             for row in rows.itertuples():
                 early = histories[row.run_id]
                 early = early[early.step < steps]
-                ax.plot(early.step, relative_error(early.energy, reference).clip(upper=10),
-                        color=colors[row.shift], lw=0.8, alpha=0.8)
+                ax.plot(early.step, step_errors(early, reference), color=colors[row.shift],
+                        lw=0.8, alpha=0.8)
             known = rows[rows.fast_start.notna()]
             fast = int(known.fast_start.astype(bool).sum())
             ax.set_title(f"{mechanism}: {fast} of {len(known)} starts fast", fontsize=9)
@@ -394,9 +409,8 @@ def _whole_runs(ax, rows: pd.DataFrame, histories: dict[str, pd.DataFrame], refe
     """fig_starts's bottom panel of one mechanism."""
     for row in rows.itertuples():
         history = histories[row.run_id]
-        mean = history.energy.rolling(WHOLE_RUN_WINDOW, min_periods=WHOLE_RUN_WINDOW).mean()
-        ax.plot(history.step + 1, relative_error(mean, reference), color=colors[row.shift],
-                lw=0.8, alpha=0.8)
+        ax.plot(history.step + 1, running_mean_errors(history, reference),
+                color=colors[row.shift], lw=0.8, alpha=0.8)
         if not pd.isna(row.relative_error):
             ax.plot(row.n_steps, row.relative_error, "o", color=colors[row.shift], ms=3)
     ax.set_xscale("log")

@@ -10,8 +10,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from vitnqs.plotting import COLORS, STYLE, WHOLE_RUN_WINDOW, mark_no_runs
-from vitnqs.tables import relative_error
+from vitnqs.plotting import (
+    BLOW_UP, COLORS, STYLE, WHOLE_RUN_WINDOW, mark_no_runs, running_mean_errors, step_errors,
+)
 
 WITHOUT_QUERY_KEY = "t5 without Q, K"
 """The model label of t5 with ``query_key: false``."""
@@ -20,9 +21,6 @@ MODEL_COLORS = {"t5": COLORS["t5"], WITHOUT_QUERY_KEY: "tab:purple",
                 "decoupled": COLORS["decoupled"], "factored": COLORS["factored"]}
 """Line colour of each model, in the legend's order: the mechanisms' colours of every figure,
 and one for t5 without its query-key term."""
-
-BLOW_UP = 10.0
-"""Relative errors above this (a blow-up before NaN) are drawn at it, the top of the axis."""
 
 
 def model_label(attention: str, query_key: bool) -> str:
@@ -44,10 +42,9 @@ def fig_query_key_probe(starts: pd.DataFrame, histories: dict[str, pd.DataFrame]
             color = MODEL_COLORS[label]
             history = histories[row.run_id]
             early = history[history.step < steps]
-            error = relative_error(early.energy, reference).clip(upper=BLOW_UP)
+            error = step_errors(early, reference)
             first.plot(early.step, error, color=color, lw=0.8, alpha=0.8, label=label)
-            mean = history.energy.rolling(WHOLE_RUN_WINDOW, min_periods=WHOLE_RUN_WINDOW).mean()
-            whole.plot(history.step, relative_error(mean, reference).clip(upper=BLOW_UP),
+            whole.plot(history.step, running_mean_errors(history, reference).clip(upper=BLOW_UP),
                        color=color, lw=0.8, alpha=0.8)
             if row.outcome.startswith("diverged"):
                 first.plot(early.step.iloc[-1], error.iloc[-1], "x", color=color, ms=6)
