@@ -4,6 +4,8 @@ setting that was changed."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,3 +104,27 @@ def test_a_config_written_before_a_setting_existed_reads_as_its_default():
     text = format_probes(table.reset_index())
     assert "| reduced       | 2048 | 0.001         | xavier      | yes" in text
     assert "| reduced-no-qk | 2048 | 0.001         | xavier      | no" in text
+
+
+def test_a_probe_start_taken_out_of_the_config_shows_with_its_seeds_other_runs():
+    """A probe start that reached NaN goes to failed/ and leaves the config: its seed's block
+    stays in the table (the probe's protocol, system and mechanism make it one), while a failed
+    run of another protocol brings no block of its own."""
+    no_qk = {"attention": "t5", "query_key": False}
+    records = {
+        "probe": RunRecord(config("reduced-no-qk", **no_qk), history([0.1, -0.3]), SUMMARY),
+        "probe taken out": RunRecord(config("reduced-no-qk", seed=1, **no_qk),
+                                     history([0.1, 0.4]), failed=failed_outcome(2)),
+        "its twin": RunRecord(config(seed=1, attention="t5"), history([0.1, -0.2]), SUMMARY),
+        "failed, no probe": RunRecord(config(seed=2, attention="t5"), history([0.1, 0.5]),
+                                      failed=failed_outcome(2)),
+        "other system": RunRecord(config("reduced-no-qk", L=10, seed=3, **no_qk),
+                                  history([0.1, 0.5]), failed=failed_outcome(2)),
+    }
+    for record in ("probe taken out", "failed, no probe", "other system"):
+        records[record] = dataclasses.replace(records[record], source="failed")
+    table = table_probes(["probe"], records)
+    assert set(table.run_id) == {"probe", "probe taken out", "its twin"}
+    row = table.set_index("run_id").loc["probe taken out"]
+    assert row.outcome == "diverged at step 2" and not row.query_key
+    assert "**8x8, J2 = 0.5, n_l = 4, t5, seed 1**" in format_probes(table)

@@ -108,13 +108,27 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
     }
 
 
+def probe_starts(probe_ids: list[str], records: dict[str, RunRecord]) -> set[tuple]:
+    """The starts the probe table shows: each configured probe's with files, and each of a run
+    under failed/ with a configured probe's protocol, system and mechanism (a probe start that
+    reached NaN and was taken out of the config: its seed's other runs say what it probed)."""
+    def kind_of(config: dict) -> tuple:  # protocol, system and mechanism: a start but its seed
+        return tuple(config[key] for key in ("protocol", *START_KEYS) if key != "seed")
+
+    probes = [records[run_id].config for run_id in probe_ids if run_id in records]
+    kinds = {kind_of(config) for config in probes}
+    taken_out = [record.config for record in records.values()
+                 if record.source == "failed" and kind_of(record.config) in kinds]
+    return {start_of(config) for config in probes + taken_out}
+
+
 def table_probes(probe_ids: list[str], records: dict[str, RunRecord]) -> pd.DataFrame:
     """Each probe and every run that shares its start (records: run id -> RunRecord of every
-    run with files, configured or under failed/), ordered by system, then by cost of protocol.
-    Within a start and a cost, protocols in alphabetical order (`reduced` before
+    run with files, configured or under failed/; probe_starts), ordered by system, then by cost
+    of protocol. Within a start and a cost, protocols in alphabetical order (`reduced` before
     `reduced-damped`). A run without a history (not started) is left out, a probe's included:
     its start's other runs are still shown."""
-    starts = {start_of(records[run_id].config) for run_id in probe_ids if run_id in records}
+    starts = probe_starts(probe_ids, records)
     rows = [probe_row(run_id, record) for run_id, record in records.items()
             if start_of(record.config) in starts and record.history is not None]
     table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS)).sort_values("protocol", kind="stable")

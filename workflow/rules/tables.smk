@@ -78,7 +78,8 @@ rule run_status:
 
 # The probes of the 8x8 and 10x10 failures (groups positional_probe and sr_probe) and of t5's
 # query-key term (query_key_probe): each probe beside every run of the same seed, system and
-# mechanism, configured or kept under failed/.
+# mechanism, configured or kept under failed/ (and a probe start taken out of the config after
+# reaching NaN: vitnqs.probes.probe_starts).
 PROBES = [run for group in PROBE_GROUPS for run in GROUPS.get(group, [])]
 
 
