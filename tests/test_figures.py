@@ -681,9 +681,10 @@ def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(ru
     six = runs[runs.J2 == 0.5].assign(L=6, **PAPER_NETWORK, reference_energy=-0.5,
                                       energy_error=1e-5)
     t5 = six[six.attention == "t5"]
-    frame = pd.concat([t5.assign(energy_per_site=-0.4990),
+    frame = pd.concat([t5.assign(energy_per_site=-0.4990, energy_error=1e-3),
                        t5.assign(seed=1, energy_per_site=-0.4995),
-                       six[six.attention == "factored"].assign(energy_per_site=-0.4980)])
+                       six[six.attention == "factored"].assign(energy_per_site=-0.4980,
+                                                               energy_error=3e-5)])
     table = table_agreement(frame).set_index("attention")
     assert list(table.index) == ["t5", "factored"]
     assert table.loc["t5", "seeds"] == "0, 1" and table.loc["t5", "best_seed"] == 1
@@ -692,6 +693,9 @@ def test_agreement_takes_each_mechanisms_lowest_seed_and_measures_the_spreads(ru
     assert table.loc["t5", "seed_spread"] == pytest.approx(1e-3)
     assert pd.isna(table.loc["factored", "seed_spread"])  # one seed
     assert table.mechanism_spread.tolist() == pytest.approx([3e-3] * 2)  # -0.4995 vs -0.4980
+    # the error bars of the two energies that set it (t5 seed 1, factored; not t5 seed 0's),
+    # in quadrature, over |reference| 0.5
+    assert table.mechanism_spread_error.tolist() == pytest.approx([10 ** 0.5 * 2e-5] * 2)
     assert table.paper_spread.tolist() == pytest.approx([(0.503243 - 0.503182) / 0.5] * 2)
     # another protocol is compared on its own
     assert len(table_agreement(pd.concat([frame, frame.assign(protocol="other", n_steps=9)]))) == 4

@@ -25,7 +25,8 @@ AGREEMENT_COLUMNS = (
     "L", "J2", "n_layers", "d_model", "n_heads", "protocol", "n_steps", "n_samples",
     "attention", "seeds", "best_seed",
     "best_energy", "best_energy_error", "reference_energy", "best_relative_error",
-    "mean_relative_error", "seed_spread", "mechanism_spread", "paper_spread",
+    "mean_relative_error", "seed_spread", "mechanism_spread", "mechanism_spread_error",
+    "paper_spread",
 )
 """Columns of table_agreement, one row per mechanism of a system and protocol."""
 
@@ -42,6 +43,17 @@ def of_the_three_mechanisms(summaries: list[dict]) -> list[dict]:
 def _spread(energies: pd.Series, reference: float) -> float:
     """(highest - lowest) / |reference|; NaN for fewer than two energies."""
     return (energies.max() - energies.min()) / abs(reference) if len(energies) > 1 else float("nan")
+
+
+def _spread_error(lowest: dict[str, pd.Series], reference: float) -> float:
+    """The statistical error of the mechanisms' spread: the final energies' error bars of the
+    highest and the lowest of them, added in quadrature, over |reference|; NaN for fewer than
+    two mechanisms. How far the spread's value may lie from a bar (3e-4) by sampling alone."""
+    if len(lowest) < 2:
+        return float("nan")
+    ordered = sorted(lowest.values(), key=lambda run: run.energy_per_site)
+    low, high = ordered[0], ordered[-1]
+    return (low.energy_error ** 2 + high.energy_error ** 2) ** 0.5 / abs(reference)
 
 
 def table_agreement(runs: pd.DataFrame) -> pd.DataFrame:
@@ -65,6 +77,7 @@ def table_agreement(runs: pd.DataFrame) -> pd.DataFrame:
                 "mean_relative_error": relative_error(seeds.energy_per_site.mean(), reference),
                 "seed_spread": _spread(seeds.energy_per_site, scale),
                 "mechanism_spread": mechanisms,
+                "mechanism_spread_error": _spread_error(best, scale),
                 "paper_spread": _spread(paper_energies(lowest), scale),
             })
     table = pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
@@ -79,8 +92,10 @@ def format_agreement(table: pd.DataFrame) -> str:
     """Markdown: the table, with the spreads as relative numbers."""
     heading = ("**Do the mechanisms agree?** Each mechanism's lowest energy over its seeds; "
                "spreads are (highest - lowest) / |reference| over the seeds of a mechanism, "
-               "over the mechanisms' lowest energies, and over the paper's Table 1 (where a "
-               "system has no reference energy: over |lowest energy|, and no relative error)\n\n")
+               "over the mechanisms' lowest energies (with its statistical error: the two "
+               "final energies' error bars in quadrature), and over the paper's Table 1 "
+               "(where a system has no reference energy: over |lowest energy|, and no "
+               "relative error)\n\n")
     if table.empty:
         return heading + "No finished runs yet.\n"
     shown = pd.DataFrame({
@@ -93,6 +108,7 @@ def format_agreement(table: pd.DataFrame) -> str:
             ("rel. error (mean of seeds)", "mean_relative_error"),
             ("seed spread", "seed_spread"),
             ("mechanisms' spread", "mechanism_spread"),
+            ("its statistical error", "mechanism_spread_error"),
             ("paper's spread", "paper_spread"))},
     })
     return heading + shown.astype(str).to_markdown(index=False, disable_numparse=True) + "\n"
