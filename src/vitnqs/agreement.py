@@ -45,13 +45,14 @@ def _spread(energies: pd.Series, reference: float) -> float:
     return (energies.max() - energies.min()) / abs(reference) if len(energies) > 1 else float("nan")
 
 
-def _spread_error(lowest: dict[str, pd.Series], reference: float) -> float:
-    """The statistical error of the mechanisms' spread: the final energies' error bars of the
-    highest and the lowest of them, added in quadrature, over |reference|; NaN for fewer than
-    two mechanisms. How far the spread's value may lie from a bar (3e-4) by sampling alone."""
-    if len(lowest) < 2:
+def _spread_error(best: dict[str, pd.Series], reference: float) -> float:
+    """The statistical error of the mechanisms' spread (best: mechanism -> its lowest-energy
+    run): the final energies' error bars of the highest and the lowest of them, added in
+    quadrature, over |reference|; NaN for fewer than two mechanisms. How far the spread's value
+    may lie from a bar (3e-4) by sampling alone."""
+    if len(best) < 2:
         return float("nan")
-    ordered = sorted(lowest.values(), key=lambda run: run.energy_per_site)
+    ordered = sorted(best.values(), key=lambda run: run.energy_per_site)
     low, high = ordered[0], ordered[-1]
     return (low.energy_error ** 2 + high.energy_error ** 2) ** 0.5 / abs(reference)
 
