@@ -12,7 +12,7 @@ import pytest
 from train_helpers import TINY_RUN
 
 from vitnqs.failed import diverged, failed_outcome
-from vitnqs.probes import RunRecord, format_probes, outcome_of, table_probes
+from vitnqs.probes import RunRecord, energy_floor, format_probes, outcome_of, table_probes
 from vitnqs.train import run
 
 
@@ -74,6 +74,31 @@ def test_probe_table_keeps_the_probes_start_and_counts_steps_above_zero_after_st
     text = format_probes(table)
     assert "**8x8, J2 = 0.5, n_l = 4, decoupled, seed 0**" in text
     assert "| reduced-damped | 2048 | 0.01" in text
+
+
+def test_lowest_mean_of_a_diverging_run_stops_before_its_first_estimate_below_the_floor():
+    """A run that diverges reports estimates no state has (t5 seed 1 `reduced`: -2.3e10 the step
+    before NaN); its lowest 10-step mean is over the steps before the first of them."""
+    descent = list(np.linspace(0.02, -0.3, 20))
+    records = {"probe": RunRecord(config(), history(descent + [-1.0, -3.2e5, -0.1]),
+                                  failed=failed_outcome(23))}
+    (row,) = table_probes(["probe"], records).to_dict("records")
+    assert row["lowest_mean_energy"] == pytest.approx(np.mean(descent[-9:] + [-1.0]))
+    assert energy_floor(0.5) == -2.25 and energy_floor(-0.5) == -2.25
+
+
+@pytest.mark.parametrize("J2", [0.0, 0.5, -0.5, 2.0])
+def test_energy_floor_lies_below_every_state_of_the_4x4_torus(J2):
+    """The floor bounds every state: it lies below the exact 4x4 ground state (the Sz = 0
+    sector holds a ground state of this SU(2)-symmetric model), with a ferromagnetic J2 too."""
+    from scipy.sparse.linalg import eigsh
+
+    from vitnqs import build_system
+
+    system = build_system(4, J2)
+    (lowest,) = eigsh(system.hamiltonian.to_sparse(), k=1, which="SA",
+                      return_eigenvectors=False)
+    assert lowest / (4 * 16) > energy_floor(J2)
 
 
 def test_a_run_in_training_ends_at_the_mean_of_its_last_steps():

@@ -65,6 +65,20 @@ class RunRecord:
     source: str = "runs"
 
 
+def energy_floor(J2: float) -> float:
+    """The least energy per site (units of J1, S = 1/2) any state of the J1-J2 model on an
+    L x L torus (L >= 3) has: each site has two J1 and two J2 bonds, and a bond's J S_i.S_j is at
+    least -3|J|/4 (the singlet's -3/4 for J > 0, the triplet's 1/4 for J < 0). An estimate
+    below it is the estimator failing (a heavy tail as a run diverges), not a state."""
+    return -0.75 * 2 * (1 + abs(J2))
+
+
+def running_means(energy: np.ndarray) -> np.ndarray:
+    """Means of RECENT_STEPS consecutive energies (of all of them if fewer; empty if none)."""
+    window = min(RECENT_STEPS, len(energy))
+    return np.convolve(energy, np.full(window, 1 / window), mode="valid") if window else energy
+
+
 def start_of(config: dict) -> tuple:
     """The START_KEYS values of a run config mapping."""
     return tuple(config[key] for key in START_KEYS)
@@ -80,19 +94,21 @@ def outcome_of(record: RunRecord) -> str:
 
 def probe_row(run_id: str, record: RunRecord) -> dict:
     """One row of table_probes: the run's start and settings, what its history shows (steps above
-    0, the lowest RECENT_STEPS-step running mean of the energy) and where it ended: the final
-    energy if finished, the mean of its last RECENT_STEPS steps if training, nothing if failed."""
+    0, the lowest RECENT_STEPS-step running mean of the energy before the first estimate below
+    energy_floor or not finite) and where it ended: the final energy if finished, the mean of its
+    last RECENT_STEPS steps if training, nothing if failed."""
     config, history, summary = record.config, record.history, record.summary
     energy = np.asarray([] if history is None else history["energy"], dtype=float)
     above = np.flatnonzero(energy[1:] > 0) + 1  # step 0 is the random start, not a failure
-    window = min(RECENT_STEPS, len(energy))
-    means = np.convolve(energy, np.full(window, 1 / window), mode="valid") if window else energy
+    broken = np.flatnonzero(~(energy >= energy_floor(config["J2"])))  # NaN compares False
+    sound = running_means(energy[: broken[0]] if len(broken) else energy)
     if summary is not None:
         ended = format_with_error(summary["energy_per_site"], summary["energy_error"])
-    elif record.failed or not window:
+    elif record.failed or not len(energy):
         ended = ""
     else:
-        ended = f"{means[-1]:.4f} (last {window} steps)"
+        window = min(RECENT_STEPS, len(energy))
+        ended = f"{running_means(energy)[-1]:.4f} (last {window} steps)"
     return {
         "run_id": run_id,
         **{key: config[key] for key in START_KEYS},
@@ -102,7 +118,7 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
         "energy_step_0": float(energy[0]) if len(energy) else None,
         "steps_above_zero": len(above),
         "last_step_above_zero": int(above[-1]) if len(above) else None,
-        "lowest_mean_energy": float(means.min()) if window else None,
+        "lowest_mean_energy": float(sound.min()) if len(sound) else None,
         "energy": ended,
         "relative_error": summary.get("relative_error") if summary is not None else None,
     }
@@ -164,7 +180,10 @@ def format_probes(table: pd.DataFrame) -> str:
             + shown.to_markdown(index=False, disable_numparse=True) + "\n")
     return ("Probes: one start (same seed: same parameters and, with the same "
             "chains, the same samples at step 0) under several protocols. 'Steps above 0' counts "
-            "steps after step 0 with an energy per site above 0; 'energy per site' is the final "
+            "steps after step 0 with an energy per site above 0; the lowest "
+            f"{RECENT_STEPS}-step mean stops before the first estimate below "
+            "-3/2 (1 + |J2|), the least energy per site any state has (a diverging run's "
+            "estimator, not its state); 'energy per site' is the final "
             f"energy, or the mean of the last {RECENT_STEPS} recorded steps of a run in "
             "training.\n\n"
             + "\n".join(sections))
