@@ -21,7 +21,8 @@ from vitnqs.plotting import (
     select_timings,
 )
 from vitnqs.tables import (
-    format_latex, format_markdown, format_with_error, summary_frame, table_energies,
+    format_duration, format_latex, format_markdown, format_with_error, summary_frame,
+    table_energies,
 )
 from vitnqs.workflow_config import build_run_grid
 
@@ -615,13 +616,13 @@ def test_run_status_says_which_runs_are_finished_training_or_not_started(runs, t
     assert "3 / 4" in markdown and "4 / 4" in markdown
     # the one step left at the recent pace of 4 s
     assert rows.loc[ids["s1"], "remaining_hours"] == pytest.approx(4.0 / 3600)
-    assert "0.00111 h left at 4 s/step (H100 x2)" in markdown
+    assert "0m04s left at 4 s/step (H100 x2)" in markdown
     assert pd.isna(rows.loc[ids["s2"], "remaining_hours"])
-    # every step done, stopped before the final energy: a status of its own, no "0 h left"
+    # every step done, stopped before the final energy: a status of its own, no "0m00s left"
     assert (rows.loc[ids["s3"], "status"], rows.loc[ids["s3"], "remaining_hours"]) == (
         "final energy left", 0)
     s3_line = next(line for line in markdown.splitlines() if ids["s3"] in line)
-    assert "run the same command to sample it" in s3_line and "h left" not in s3_line
+    assert "run the same command to sample it" in s3_line and " left at" not in s3_line
     # with no such run, the heading keeps to the three statuses
     assert "5 in all, 3 finished, 1 training, 1 not started" in format_run_status(
         table[table.status != "final energy left"])
@@ -776,3 +777,9 @@ def test_fig_sr_spectrum_puts_a_diverging_energy_on_a_symlog_axis():
     assert energy_panel.get_yscale() == "symlog"
     assert energy_panel.get_title().endswith("symlog past 1")
     assert max(line.get_ydata().max() for line in energy_panel.lines) == 290.0
+
+
+def test_time_left_reads_in_hours_and_minutes_or_minutes_and_seconds():
+    assert format_duration(4.47 * 3600) == "4h28m"  # decoupled at 3.33 s/step, 4844 steps left
+    assert format_duration(212 * 1.0995) == "3m53s"
+    assert format_duration(3600) == "1h00m" and format_duration(59.9) == "0m59s"

@@ -44,6 +44,7 @@ from vitnqs import io, provenance, segments
 from vitnqs.config import RunConfig
 from vitnqs.reference import reference_energy
 from vitnqs.system import energy_per_site, variance_spin_half
+from vitnqs.tables import format_duration
 
 HISTORY_COLUMNS = (
     "step", "energy", "energy_error", "variance", "r_hat", "tau_corr", "acceptance", "seconds",
@@ -354,7 +355,7 @@ class RunRecorder:
         self.logger.info(
             "step %d/%d  E = %.6f +- %.1e  acc %.2f  %.3f s/step  ETA %s",
             done, self.config.n_steps, row["energy"], row["energy_error"], row["acceptance"],
-            per_step, _format_seconds(eta),
+            per_step, format_duration(eta),
         )
 
 
@@ -386,12 +387,6 @@ def _all_finite(tree):
 def _tree_is_finite(tree) -> bool:
     """One device reduction and one host transfer per step, whatever the number of leaves."""
     return bool(_all_finite(tree))
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def describe_batch_devices(devices: list[str]) -> str:

@@ -170,6 +170,12 @@ def relative_error(energy, reference):
     return abs((reference - energy) / reference)
 
 
+def format_duration(seconds: float) -> str:
+    """'4h28m' from an hour on, '3m52s' below."""
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def format_scientific(value) -> str:
     """'2.49e-03', or '' for a missing value."""
     return "" if pd.isna(value) else f"{value:.2e}"
@@ -334,7 +340,7 @@ def steps_of(done: pd.Series, n_steps: pd.Series) -> list[str]:
 def format_run_status(table: pd.DataFrame) -> str:
     """Markdown: a count of finished, training and not-started runs (and of those with only
     their final energy left, if any) above the table; a run in training says its pace and the
-    hours left at that pace, one with only its final energy left how to sample it."""
+    time left at that pace, one with only its final energy left how to sample it."""
     counts = table["status"].value_counts()
     shown_statuses = [FINISHED, TRAINING, NOT_STARTED]
     if counts.get(FINAL_ENERGY_LEFT, 0):
@@ -342,7 +348,8 @@ def format_run_status(table: pd.DataFrame) -> str:
     heading = (f"**Runs of the workflow config**: {len(table)} in all, "
                + ", ".join(f"{counts.get(s, 0)} {s}" for s in shown_statuses) + "\n\n")
     pace = ["run the same command to sample it" if status == FINAL_ENERGY_LEFT else
-            f"{hours:.3g} h left at {seconds:.3g} s/step ({device})" if pd.notna(hours) else ""
+            f"{format_duration(hours * 3600)} left at {seconds:.3g} s/step ({device})"
+            if pd.notna(hours) else ""
             for status, hours, seconds, device in zip(table.status, table.remaining_hours,
                                                         table.seconds_per_step, table.device)]
     shown = table.assign(
