@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vitnqs import build_system, energy_per_site, exact_ground_state, reference_energy
+from vitnqs.reference import energy_floor
 
 
 @pytest.mark.parametrize(("J2", "expected"), [(0.5, -0.52862021), (0.0, -0.70178020)])
@@ -93,3 +94,15 @@ def test_odd_number_of_sites_is_refused(L):
 def test_unknown_reference_is_none():
     assert reference_energy(12, 0.5) is None
     assert reference_energy(10, 0.5).value == -0.497715
+
+
+@pytest.mark.parametrize("J2", [0.0, 0.5, -0.5, 2.0])
+def test_energy_floor_lies_below_every_state_of_the_4x4_torus(J2):
+    """The floor bounds every state: it lies below the exact 4x4 ground state (the Sz = 0
+    sector holds a ground state of this SU(2)-symmetric model), with a ferromagnetic J2 too."""
+    from scipy.sparse.linalg import eigsh
+
+    system = build_system(4, J2)
+    (lowest,) = eigsh(system.hamiltonian.to_sparse(), k=1, which="SA",
+                      return_eigenvectors=False)
+    assert lowest / (4 * 16) > energy_floor(J2)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from vitnqs.config import RunConfig
+from vitnqs.reference import energy_floor
 from vitnqs.tables import (
     FINISHED,
     RECENT_STEPS,
@@ -63,14 +64,6 @@ class RunRecord:
     summary: dict | None = None
     failed: str | None = None
     source: str = "runs"
-
-
-def energy_floor(J2: float) -> float:
-    """The least energy per site (units of J1, S = 1/2) any state of the J1-J2 model on an
-    L x L torus (L >= 3) has: each site has two J1 and two J2 bonds, and a bond's J S_i.S_j is at
-    least -3|J|/4 (the singlet's -3/4 for J > 0, the triplet's 1/4 for J < 0). An estimate
-    below it is the estimator failing (a heavy tail as a run diverges), not a state."""
-    return -0.75 * 2 * (1 + abs(J2))
 
 
 def running_means(energy: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Published ground-state energies per site of the J1-J2 model, the yardstick of every relative
-error here; no NetKet, so that tables and figures can read them without loading JAX."""
+error here, and the floor no state's energy goes below; no NetKet, so that tables and figures
+can read them without loading JAX."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ REFERENCE_ENERGIES: dict[tuple[int, float], ReferenceEnergy] = {
 def reference_energy(L: int, J2: float) -> ReferenceEnergy | None:
     """The reference energy per site for (L, J2), or None when none is known."""
     return REFERENCE_ENERGIES.get((int(L), round(float(J2), 6)))
+
+
+def energy_floor(J2: float) -> float:
+    """The least energy per site (units of J1, S = 1/2) any state of the J1-J2 model on an
+    L x L torus (L >= 3) has: each site has two J1 and two J2 bonds, and a bond's J S_i.S_j is at
+    least -3|J|/4 (the singlet's -3/4 for J > 0, the triplet's 1/4 for J < 0). An estimate
+    below it is the estimator failing (a heavy tail as a run diverges), not a state."""
+    return -0.75 * 2 * (1 + abs(J2))
