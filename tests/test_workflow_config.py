@@ -30,8 +30,8 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # `reduced-damped` (L = 10 and L = 8, 10); table1 has 6x6 under `paper-damped-start` too
     assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [24, 24, 22, 3]
     # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 1 run of its
-    # own, query_key_probe 2; sr_probe's 3 runs are fig3's too
-    assert len(grid.runs) == 43 + 1 + 2
+    # own, query_key_probe 3; sr_probe's 3 runs are fig3's too
+    assert len(grid.runs) == 43 + 1 + 3
     assert set(grid.groups["sr_probe"]) <= set(grid.groups["fig3"])
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
@@ -68,15 +68,19 @@ def test_the_sr_probe_differs_from_reduced_only_in_the_diagonal_shift(config):
         assert probe.replace(protocol="reduced", diag_shift=1e-3).science() == twin.science()
 
 
-def test_the_query_key_probe_is_t5_reduced_without_its_query_key_term(config):
+def test_the_query_key_probe_is_t5_without_its_query_key_term(config):
+    """Each probe is a configured t5 run (reduced, or the paper's with a damped start) but Q, K."""
     grid = build_run_grid(config)
     probes = [grid.runs[run_id] for run_id in grid.groups["query_key_probe"]]
-    assert [probe.seed for probe in probes] == [0, 2]  # seed 1 diverged (results/failed/)
+    # reduced seed 1 diverged (results/failed/)
+    assert [(probe.protocol, probe.seed) for probe in probes] == [
+        ("reduced-no-qk", 0), ("reduced-no-qk", 2), ("paper-damped-start-no-qk", 0)]
     for probe in probes:
         assert probe.attention == "t5" and not probe.query_key
-        twin = configured_twin(config, probe, "reduced")
+        protocol = probe.protocol.removesuffix("-no-qk")
+        twin = configured_twin(config, probe, protocol)
         assert twin.query_key
-        assert probe.replace(protocol="reduced", query_key=True).science() == twin.science()
+        assert probe.replace(protocol=protocol, query_key=True).science() == twin.science()
         assert not has_query_key_weights(probe) and has_query_key_weights(twin)
 
 
