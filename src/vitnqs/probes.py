@@ -66,12 +66,6 @@ class RunRecord:
     source: str = "runs"
 
 
-def running_means(energy: np.ndarray) -> np.ndarray:
-    """Means of RECENT_STEPS consecutive energies (of all of them if fewer; empty if none)."""
-    window = min(RECENT_STEPS, len(energy))
-    return np.convolve(energy, np.full(window, 1 / window), mode="valid") if window else energy
-
-
 def start_of(config: dict) -> tuple:
     """The START_KEYS values of a run config mapping."""
     return tuple(config[key] for key in START_KEYS)
@@ -94,14 +88,16 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
     energy = np.asarray([] if history is None else history["energy"], dtype=float)
     above = np.flatnonzero(energy[1:] > 0) + 1  # step 0 is the random start, not a failure
     broken = np.flatnonzero(~(energy >= energy_floor(config["J2"])))  # NaN compares False
-    sound = running_means(energy[: broken[0]] if len(broken) else energy)
+    sound = energy[: broken[0]] if len(broken) else energy
+    window = min(RECENT_STEPS, len(sound))
+    means = np.convolve(sound, np.full(window, 1 / window), mode="valid") if window else sound
     if summary is not None:
         ended = format_with_error(summary["energy_per_site"], summary["energy_error"])
     elif record.failed or not len(energy):
         ended = ""
     else:
-        window = min(RECENT_STEPS, len(energy))
-        ended = f"{running_means(energy)[-1]:.4f} (last {window} steps)"
+        recent = energy[-RECENT_STEPS:]
+        ended = f"{recent.mean():.4f} (last {len(recent)} steps)"
     return {
         "run_id": run_id,
         **{key: config[key] for key in START_KEYS},
@@ -111,7 +107,7 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
         "energy_step_0": float(energy[0]) if len(energy) else None,
         "steps_above_zero": len(above),
         "last_step_above_zero": int(above[-1]) if len(above) else None,
-        "lowest_mean_energy": float(sound.min()) if len(sound) else None,
+        "lowest_mean_energy": float(means.min()) if window else None,
         "energy": ended,
         "relative_error": summary.get("relative_error") if summary is not None else None,
     }
