@@ -55,7 +55,7 @@ fi
 
 one_run() {  # run gpu sharing
     local run=$1 gpu=$2 sharing=$3 dir=$results/runs/$1
-    export CUDA_VISIBLE_DEVICES=$gpu
+    export CUDA_VISIBLE_DEVICES=$gpu VITNQS_RUNS_ON_GPU=$sharing  # the device name says "shared by N runs"
     if (( sharing > 1 )); then
         export XLA_PYTHON_CLIENT_MEM_FRACTION=$(python3 -c "print(round(0.9 / $sharing, 3))")
     fi

@@ -99,3 +99,20 @@ def test_a_package_run_from_its_source_tree_records_its_version_not_only_not_ins
     assert (provenance.package_version("vitnqs")
             == f"{vitnqs.__version__} (source tree, not installed)")
     assert provenance.package_version("no_such_package_here") == "not installed"
+
+
+def test_a_gpu_shared_by_several_runs_is_named_so_one_run_alone_is_not(monkeypatch):
+    monkeypatch.setenv(provenance.RUNS_ON_GPU_VARIABLE, "2")
+    shared = provenance.device_name()
+    assert shared.endswith(" x1 shared by 2 runs")
+    monkeypatch.setenv(provenance.RUNS_ON_GPU_VARIABLE, "1")
+    assert provenance.device_name() == shared.removesuffix(" shared by 2 runs")
+    monkeypatch.delenv(provenance.RUNS_ON_GPU_VARIABLE)
+    assert provenance.device_name() == shared.removesuffix(" shared by 2 runs")
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
+def test_a_malformed_runs_on_gpu_count_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv(provenance.RUNS_ON_GPU_VARIABLE, value)
+    with pytest.raises(ValueError, match=provenance.RUNS_ON_GPU_VARIABLE):
+        provenance.device_name()

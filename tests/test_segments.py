@@ -33,6 +33,13 @@ def test_log_lines_with_and_without_a_commit_give_one_row_each():
     assert set(parsed.source) == {"train.log"}
 
 
+def test_a_log_line_of_a_shared_gpu_keeps_the_sharing_in_its_device():
+    shared = "NVIDIA H200 x1 shared by 2 runs"
+    parsed = segments.from_log(LOG.replace(H100_PAIR, shared))
+    assert list(parsed.device) == [H100, shared]
+    assert list(parsed.git_commit) == ["", COMMIT]
+
+
 def test_a_segment_ends_where_the_next_begins_and_the_compiling_step_is_left_out():
     seconds = pd.Series([30.0, 1.0, 1.0, 1.0, 20.0, 2.0, 2.0], index=range(7))
     records = segments.summarize(rows((0, H100), (4, H100_PAIR)), seconds, n_steps=7)

@@ -13,6 +13,10 @@ from pathlib import Path
 
 PACKAGES = ("vitnqs", "netket", "jax", "jaxlib", "flax", "optax", "numpy")
 
+RUNS_ON_GPU_VARIABLE = "VITNQS_RUNS_ON_GPU"
+"""Set by a launcher that starts several runs on one GPU (.device/train.sh): how many it started
+there. Their step times are not one run's alone, so the device name says so."""
+
 
 def git_commit(root: Path | str | None = None) -> str:
     """The commit of this source tree, '+dirty' if a tracked file outside results/ has
@@ -40,13 +44,28 @@ def git_commit(root: Path | str | None = None) -> str:
 
 
 def device_name() -> str:
-    """The accelerator (or CPU) that JAX computes on, e.g. 'NVIDIA H100 80GB HBM3 x1'."""
+    """The accelerator (or CPU) that JAX computes on, e.g. 'NVIDIA H100 80GB HBM3 x1', or
+    'NVIDIA H200 x1 shared by 2 runs' where RUNS_ON_GPU_VARIABLE says the launcher started
+    two runs on this GPU (counted at their start: one may finish first)."""
     import jax
 
     devices = jax.devices()
     kind = (devices[0].device_kind if devices[0].platform != "cpu"
             else f"cpu ({platform.processor() or platform.machine()})")
-    return f"{kind} x{len(devices)}"
+    runs = runs_on_gpu()
+    return f"{kind} x{len(devices)}" + (f" shared by {runs} runs" if runs > 1 else "")
+
+
+def runs_on_gpu() -> int:
+    """How many runs the launcher started on this process's GPU (RUNS_ON_GPU_VARIABLE), 1 if
+    it does not say."""
+    value = os.environ.get(RUNS_ON_GPU_VARIABLE, "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{RUNS_ON_GPU_VARIABLE}={value!r}: expected the number of runs started "
+                         "on this GPU, a whole number of at least 1")
+    return int(value)
 
 
 def package_version(name: str) -> str:
