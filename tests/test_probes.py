@@ -118,6 +118,19 @@ def test_a_config_written_before_a_setting_existed_reads_as_its_default():
     assert "| reduced-no-qk | 2048 | 0.001         | xavier      | no" in text
 
 
+def test_a_damped_start_shows_its_shift_schedule_not_only_the_shift_after_it():
+    """`paper-damped-start` differs from `paper` only by 1e-2 for its first 100 steps; a column
+    reading 0.001 for both would hide the one setting the probe changed."""
+    damped = config("paper-damped-start", diag_shift_initial=1e-2, diag_shift_initial_steps=100)
+    records = {"probe": RunRecord(damped, history([0.1, -0.3])),
+               "twin": RunRecord(config("paper"), history([0.1, -0.2]))}
+    table = table_probes(["probe"], records).set_index("run_id")
+    assert table.loc["probe", "shift"] == "0.01 for 100 steps, then 0.001"
+    assert table.loc["twin", "shift"] == "0.001"
+    assert "| paper-damped-start | 2048 | 0.01 for 100 steps, then 0.001 |" in format_probes(
+        table.reset_index())
+
+
 def test_a_probe_start_taken_out_of_the_config_shows_with_its_seeds_other_runs():
     """A probe start that reached NaN goes to failed/ and leaves the config: its seed's block
     stays in the table (the probe's protocol, system and mechanism make it one), while a failed

@@ -12,9 +12,9 @@ from vitnqs import io
 from vitnqs.config import RunConfig
 from vitnqs.probes import RunRecord
 from vitnqs.records import START_PROBE_REASON, read_records
+from vitnqs.tables import describe_shift
 from vitnqs.starts import (
     FAST_START_STEPS,
-    describe_shift,
     first_step_near,
     format_starts,
     is_fast_start,

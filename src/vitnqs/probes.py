@@ -25,6 +25,7 @@ from vitnqs.tables import (
     FINISHED,
     RECENT_STEPS,
     TRAINING,
+    describe_shift,
     format_scientific,
     format_with_error,
     sort_runs,
@@ -39,14 +40,15 @@ START_KEYS = ("L", "J2", "n_layers", "attention", "seed")
 """The RunConfig keys that fix a run's start (its parameters at step 0)."""
 
 SETTING_KEYS = ("protocol", "n_samples", "n_steps", "diag_shift", "positional_init", "query_key")
-"""The RunConfig keys a probe may change, shown in the table."""
+"""The RunConfig keys a probe may change, shown in the table (the shift with its damped start,
+if any, as the column 'shift', ``describe_shift``)."""
 SETTING_DEFAULTS = {field.name: field.default for field in dataclasses.fields(RunConfig)
                     if field.name in SETTING_KEYS}
 """What a config.yaml written before a setting existed means by leaving it out (RunConfig's
 defaults; every setting has one)."""
 
 PROBE_COLUMNS = (
-    "run_id", *START_KEYS, *SETTING_KEYS, "steps_recorded", "outcome", "energy_step_0",
+    "run_id", *START_KEYS, *SETTING_KEYS, "shift", "steps_recorded", "outcome", "energy_step_0",
     "steps_above_zero", "last_step_above_zero", "lowest_mean_energy", "energy", "relative_error",
 )
 """Columns of table_probes, one row per run sharing a probe's start."""
@@ -102,6 +104,7 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
         "run_id": run_id,
         **{key: config[key] for key in START_KEYS},
         **{key: config.get(key, SETTING_DEFAULTS[key]) for key in SETTING_KEYS},
+        "shift": describe_shift({**SETTING_DEFAULTS, **config}),
         "steps_recorded": len(energy),
         "outcome": outcome_of(record),
         "energy_step_0": float(energy[0]) if len(energy) else None,
@@ -150,7 +153,7 @@ def format_probes(table: pd.DataFrame) -> str:
         shown = pd.DataFrame({
             "protocol": runs.protocol,
             "M": runs.n_samples.astype(str),
-            "diag. shift": runs.diag_shift.map(lambda s: f"{s:g}"),
+            "diag. shift": runs["shift"],
             "init of p": runs.positional_init,
             "Q, K": runs.query_key.map({True: "yes", False: "no"}),
             "steps": steps_of(runs.steps_recorded, runs.n_steps),

@@ -17,7 +17,7 @@ import pandas as pd
 from vitnqs.failed import diverged
 from vitnqs.probes import START_KEYS, RunRecord, outcome_of
 from vitnqs.reference import reference_energy
-from vitnqs.tables import format_scientific, relative_error, sort_runs
+from vitnqs.tables import describe_shift, format_scientific, relative_error, sort_runs
 
 FAST_START_ERROR = 0.1
 """A start is fast if its energy per site comes within this relative error of the reference..."""
@@ -41,16 +41,6 @@ START_COLUMNS = (
 
 SUMMARY_KEYS = ("L", "J2", "n_layers", "protocol", "shift", "attention")
 """What summary_starts groups by: a system, a protocol (and its shift) and a mechanism."""
-
-
-def describe_shift(config: dict) -> str:
-    """SR's diagonal shift of a run config mapping: '0.001', or with a damped start
-    '0.01 for 100 steps, then 0.001'."""
-    initial = config.get("diag_shift_initial")
-    if initial is None:
-        return f"{config['diag_shift']:g}"
-    return (f"{initial:g} for {config['diag_shift_initial_steps']} steps, "
-            f"then {config['diag_shift']:g}")
 
 
 def first_step_near(energies: np.ndarray, reference: float) -> int | None:

@@ -170,6 +170,16 @@ def relative_error(energy, reference):
     return abs((reference - energy) / reference)
 
 
+def describe_shift(config: dict) -> str:
+    """SR's diagonal shift of a run config mapping: '0.001', or with a damped start
+    '0.01 for 100 steps, then 0.001'."""
+    initial = config.get("diag_shift_initial")
+    if initial is None:
+        return f"{config['diag_shift']:g}"
+    return (f"{initial:g} for {config['diag_shift_initial_steps']} steps, "
+            f"then {config['diag_shift']:g}")
+
+
 def format_duration(seconds: float) -> str:
     """'4h28m' from an hour on, '3m52s' below."""
     hours, rest = divmod(int(seconds), 3600)
