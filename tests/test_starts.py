@@ -12,7 +12,6 @@ from vitnqs import io
 from vitnqs.config import RunConfig
 from vitnqs.probes import RunRecord
 from vitnqs.records import START_PROBE_REASON, read_records
-from vitnqs.tables import describe_shift
 from vitnqs.starts import (
     FAST_START_STEPS,
     first_step_near,
@@ -22,6 +21,7 @@ from vitnqs.starts import (
     summary_starts,
     table_starts,
 )
+from vitnqs.tables import describe_shift
 
 E0 = -0.50380965  # 6x6, J2 = 0.5: exact diagonalization
 

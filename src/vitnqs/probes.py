@@ -28,6 +28,7 @@ from vitnqs.tables import (
     describe_shift,
     format_scientific,
     format_with_error,
+    recent_energy,
     sort_runs,
     steps_of,
 )
@@ -98,8 +99,8 @@ def probe_row(run_id: str, record: RunRecord) -> dict:
     elif record.failed or not len(energy):
         ended = ""
     else:
-        recent = energy[-RECENT_STEPS:]
-        ended = f"{recent.mean():.4f} (last {len(recent)} steps)"
+        ended = (f"{recent_energy(energy):.4f} "
+                 f"(last {min(RECENT_STEPS, len(energy))} steps)")
     return {
         "run_id": run_id,
         **{key: config[key] for key in START_KEYS},

@@ -28,7 +28,7 @@ COLUMNS = ("first_step", "device", "git_commit", "host", "started_at", "source")
 
 _LOG_START = re.compile(
     r"^(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \S+: (?:starting|resuming) steps "
-    r"(?P<first>\d+)\.\.\d+ of \d+, .*?, device (?P<device>.+? x\d+(?: shared by \d+ runs)?)"
+    r"(?P<first>\d+)\.\.\d+ of \d+, .*?, device (?P<device>.+?)"
     r"(?:, commit (?P<commit>\S+))?$"
 )
 

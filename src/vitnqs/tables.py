@@ -244,14 +244,19 @@ RECENT_STEPS = 10
 """Steps of a run in training whose mean energy run_status shows: is it still learning?"""
 
 
+def recent_energy(energies) -> float:
+    """The mean energy per site of a run's last RECENT_STEPS recorded steps (all, if fewer):
+    where a run in training is now."""
+    return float(pd.Series(energies).tail(RECENT_STEPS).mean())
+
+
 def training_progress(history: pd.DataFrame, segments: pd.DataFrame | None) -> dict[str, Any]:
     """How far an unfinished run is, from its checkpointed history.csv and its segments.csv:
     steps recorded, the mean energy per site of its last RECENT_STEPS steps, the median seconds
     of its last 100 steps and the device that ran them."""
-    recent = history.tail(RECENT_STEPS)
     return {
         "steps_done": len(history),
-        "recent_energy": float(recent["energy"].mean()) if len(history) else None,
+        "recent_energy": recent_energy(history["energy"]) if len(history) else None,
         "seconds_per_step": float(history["seconds"].tail(100).median()) if len(history) else None,
         "device": (str(segments["device"].iloc[-1])
                    if segments is not None and len(segments) else ""),
