@@ -56,6 +56,6 @@ rule all:
         rules.fig2.output,
         rules.fig3.output,
         rules.fig_starts.output,
-        rules.fig_query_key_probe.output,
+        QUERY_KEY_FIGURE_FILES,
         rules.fig_sr_spectrum.output if get_sr_spectra() else [],
         ANALYSIS_TARGETS,

@@ -202,6 +202,29 @@ def test_the_query_key_figure_colours_each_start_by_its_model_and_marks_a_nan():
     assert legend == ["t5 (1)", f"{WITHOUT_QUERY_KEY} (2)", "factored (1)", "reached NaN"]
 
 
+def test_the_query_key_figure_draws_each_shift_schedule_in_its_own_line_style():
+    from vitnqs.probe_plots import SHIFT_STYLES, fig_query_key_probe
+
+    damped = {"diag_shift_initial": 0.01, "diag_shift_initial_steps": 100}
+    records = {
+        "t5": RunRecord(config(n_steps=400), fast(400), {"relative_error": 0.01}),
+        "t5 damped": RunRecord(config(n_steps=400, **damped), fast(400)),
+        "no QK damped": RunRecord(config(query_key=False, n_steps=400, **damped), fast(400)),
+    }
+    table = table_starts(records)
+    table["query_key"] = [records[run_id].config["query_key"] for run_id in table.run_id]
+    histories = {run_id: record.history for run_id, record in records.items()}
+    first, whole = fig_query_key_probe(table, histories, E0, "test").axes
+    for ax in (first, whole):
+        curves = [line for line in ax.get_lines() if line.get_marker() == "None"]
+        assert sorted(line.get_linestyle() for line in curves) == sorted(
+            [SHIFT_STYLES[0], SHIFT_STYLES[1], SHIFT_STYLES[1]])
+    legend = {text.get_text(): handle.get_linestyle() for text, handle in zip(
+        whole.get_legend().get_texts(), whole.get_legend().legend_handles)}
+    assert {legend["shift 0.001"], legend["shift 0.01 for 100 steps, then 0.001"]} == set(
+        SHIFT_STYLES[:2])
+
+
 def test_the_query_key_figure_of_no_starts_says_so():
     from vitnqs.probe_plots import fig_query_key_probe
 
@@ -219,3 +242,8 @@ def test_the_starts_of_a_system_are_those_with_every_value_of_it():
                "8x8": RunRecord(config(L=8, **reduced), slow(30))}
     chosen, table = starts_of_system(records, {"L": 6, "n_samples": 2048})
     assert list(chosen) == ["reduced"] and list(table.run_id) == ["reduced"]
+    # a list admits any of its values
+    chosen, _ = starts_of_system(records, {"L": 6, "protocol": ["paper", "reduced"]})
+    assert sorted(chosen) == ["paper", "reduced"]
+    chosen, _ = starts_of_system(records, {"protocol": ["paper", "short"]})
+    assert list(chosen) == ["paper"]

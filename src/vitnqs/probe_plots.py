@@ -22,6 +22,10 @@ MODEL_COLORS = {"t5": COLORS["t5"], WITHOUT_QUERY_KEY: "tab:purple",
 """Line colour of each model, in the legend's order: the mechanisms' colours of every figure,
 and one for t5 without its query-key term."""
 
+SHIFT_STYLES = ("-", "--", ":", "-.")
+"""Line style of each diagonal-shift schedule (``vitnqs.tables.describe_shift``) in order of
+first appearance: a figure with starts under `paper` and `paper-damped-start` tells them apart."""
+
 
 def model_label(attention: str, query_key: bool) -> str:
     """'t5', 'decoupled', 'factored', or WITHOUT_QUERY_KEY."""
@@ -34,8 +38,11 @@ def fig_query_key_probe(starts: pd.DataFrame, histories: dict[str, pd.DataFrame]
     (blow-ups drawn at BLOW_UP), a cross at the last step of a start that reached NaN. Right:
     every start, whole: the relative error of the running mean of WHOLE_RUN_WINDOW steps'
     energies (at the window's last step; clipped at BLOW_UP too), a dot at a finished run's
-    final error."""
+    final error. One line style per diagonal-shift schedule, named in the legend where there
+    are several."""
     labels = [model_label(row.attention, row.query_key) for row in starts.itertuples()]
+    shifts = list(dict.fromkeys(starts["shift"]))
+    styles = dict(zip(shifts, SHIFT_STYLES * len(shifts)))
     with plt.rc_context(STYLE):
         fig, (first, whole) = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained")
         for row, label in zip(starts.itertuples(), labels):
@@ -43,9 +50,10 @@ def fig_query_key_probe(starts: pd.DataFrame, histories: dict[str, pd.DataFrame]
             history = histories[row.run_id]
             early = history[history.step < steps]
             error = step_errors(early, reference)
-            first.plot(early.step, error, color=color, lw=0.8, alpha=0.8, label=label)
+            style = styles[row.shift]
+            first.plot(early.step, error, color=color, ls=style, lw=0.8, alpha=0.8, label=label)
             whole.plot(history.step, running_mean_errors(history, reference).clip(upper=BLOW_UP),
-                       color=color, lw=0.8, alpha=0.8)
+                       color=color, ls=style, lw=0.8, alpha=0.8)
             if row.outcome.startswith("diverged"):
                 first.plot(early.step.iloc[-1], error.iloc[-1], "x", color=color, ms=6)
             if not pd.isna(row.relative_error):
@@ -58,6 +66,9 @@ def fig_query_key_probe(starts: pd.DataFrame, histories: dict[str, pd.DataFrame]
                    for label, color in MODEL_COLORS.items() if label in labels]
         if handles:
             handles.append(Line2D([], [], color="k", marker="x", ls="", label="reached NaN"))
+            if len(styles) > 1:
+                handles += [Line2D([], [], color="0.4", ls=style, lw=0.8, label=f"shift {shift}")
+                            for shift, style in styles.items()]
             whole.legend(handles=handles, fontsize=7, loc="upper right")
         else:
             mark_no_runs(first)

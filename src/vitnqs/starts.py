@@ -115,10 +115,15 @@ def table_starts(records: dict[str, RunRecord]) -> pd.DataFrame:
 def starts_of_system(records: dict[str, RunRecord],
                      system: dict) -> tuple[dict[str, RunRecord], pd.DataFrame]:
     """The records whose config has every value of ``system`` (e.g. L, J2, n_layers,
-    n_samples), and their table_starts: the starts one figure draws."""
+    n_samples; a list of values admits any of them), and their table_starts: the starts one
+    figure draws."""
     chosen = {run_id: record for run_id, record in records.items()
-              if all(record.config[key] == value for key, value in system.items())}
+              if all(_has_value(record.config[key], value) for key, value in system.items())}
     return chosen, table_starts(chosen)
+
+
+def _has_value(setting, wanted) -> bool:
+    return setting in wanted if isinstance(wanted, list | tuple) else setting == wanted
 
 
 def _error_range(errors: pd.Series) -> str:

@@ -76,9 +76,19 @@ rule fig_starts:
         "../scripts/fig_starts.py"
 
 
-# Every start of the query-key probe's system (group query_key_probe: t5 without its query-key
-# term beside t5, decoupled and factored under `reduced`); inputs as table_starts's.
-QUERY_KEY_FIGURE_SYSTEM = {"L": 6, "J2": 0.5, "n_layers": 4, "n_samples": 2048}
+# Every start of the query-key probe's systems (group query_key_probe: t5 without its query-key
+# term beside t5, decoupled and factored), one figure per number of samples: `reduced` (M = 2048)
+# and the paper's (M = 6000: its whole runs, not the 150-step start probes of
+# `paper-damped`, which fig_starts draws); inputs as table_starts's.
+QUERY_KEY_FIGURES = {
+    "fig_query_key_probe": {"L": 6, "J2": 0.5, "n_layers": 4, "n_samples": 2048},
+    "fig_query_key_probe_paper": {
+        "L": 6, "J2": 0.5, "n_layers": 4, "n_samples": 6000,
+        "protocol": ["paper", "paper-damped-start", "paper-damped-start-no-qk"],
+    },
+}
+QUERY_KEY_FIGURE_FILES = expand(f"{RESULTS}/figures/{{figure}}.{{ext}}",
+                                figure=QUERY_KEY_FIGURES, ext=("png", "pdf"))
 
 
 rule fig_query_key_probe:
@@ -86,14 +96,16 @@ rule fig_query_key_probe:
         unpack(lambda wildcards: STARTS_INPUTS),
         code=code_of("fig_query_key_probe"),
     output:
-        png=report(f"{RESULTS}/figures/fig_query_key_probe.png",
+        png=report(f"{RESULTS}/figures/{{figure}}.png",
                    caption="../report/fig_query_key_probe.rst", category="Figures"),
-        pdf=f"{RESULTS}/figures/fig_query_key_probe.pdf",
+        pdf=f"{RESULTS}/figures/{{figure}}.pdf",
+    wildcard_constraints:
+        figure="|".join(QUERY_KEY_FIGURES),
     params:
         configs=RUN_CONFIGS,
-        system=QUERY_KEY_FIGURE_SYSTEM,
+        system=lambda wildcards: QUERY_KEY_FIGURES[wildcards.figure],
     log:
-        f"{RESULTS}/logs/fig_query_key_probe.log",
+        f"{RESULTS}/logs/{{figure}}.log",
     conda:
         "../../environment.yml"
     script:

@@ -1,5 +1,6 @@
-"""Snakemake adapter: every start of the query-key probe's system (runs of the grid, failed/),
-coloured by model -> results/figures/fig_query_key_probe.{png,pdf}."""
+"""Snakemake adapter: every start of one of the query-key probe's systems (runs of the grid,
+failed/, start probes), coloured by model -> results/figures/{figure}.{png,pdf}, one figure per
+entry of QUERY_KEY_FIGURES (workflow/rules/figures.smk)."""
 
 from vitnqs import io
 from vitnqs.probe_plots import fig_query_key_probe
