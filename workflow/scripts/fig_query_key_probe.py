@@ -23,4 +23,4 @@ figure = fig_query_key_probe(starts, {run_id: chosen[run_id].history for run_id 
 for path in snakemake.output:  # noqa: F821
     figure.savefig(path)
 io.write_atomic(snakemake.log[0],  # noqa: F821
-                f"fig_query_key_probe: {len(starts)} starts\n".encode())
+                f"{snakemake.wildcards.figure}: {len(starts)} starts\n".encode())  # noqa: F821
