@@ -1,0 +1,35 @@
+"""The captions of `snakemake --report` (workflow/report/*.rst) are reStructuredText: a stray
+|x| is a substitution reference, and `--report` prints an error for it into its log while the
+caption shows the raw markup. Every caption parses without an error."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from docutils.core import publish_doctree
+from docutils.utils import Reporter
+
+CAPTIONS = sorted((Path(__file__).resolve().parents[1] / "workflow" / "report").glob("*.rst"))
+
+
+def parse_errors(text: str) -> list[str]:
+    """The lines of docutils' report on ``text`` at level ERROR and above (the transforms, such as
+    substitution, report there and not in the document tree)."""
+    report = io.StringIO()
+    publish_doctree(text, settings_overrides={"report_level": Reporter.ERROR_LEVEL,
+                                              "halt_level": Reporter.SEVERE_LEVEL + 1,
+                                              "warning_stream": report})
+    return [line for line in report.getvalue().splitlines() if "(ERROR/" in line
+            or "(SEVERE/" in line]
+
+
+def test_a_stray_substitution_reference_is_an_error():
+    assert parse_errors("the least energy, -3/2 (1 + |J2|)")
+    assert not parse_errors("the least energy, -3/2 (1 + ``|J2|``)")
+
+
+@pytest.mark.parametrize("caption", CAPTIONS, ids=[path.name for path in CAPTIONS])
+def test_every_report_caption_is_valid_restructuredtext(caption):
+    assert parse_errors(caption.read_text()) == []
