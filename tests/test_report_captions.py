@@ -5,13 +5,13 @@ caption shows the raw markup. Every caption parses without a warning or an error
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from docutils.core import publish_doctree
 from docutils.utils import Reporter
+from train_helpers import REPO
 
-CAPTIONS = sorted((Path(__file__).resolve().parents[1] / "workflow" / "report").glob("*.rst"))
+CAPTIONS = sorted((REPO / "workflow" / "report").glob("*.rst"))
 
 
 def parse_errors(text: str) -> list[str]:

@@ -362,6 +362,13 @@ def running_mean_errors(history: pd.DataFrame, reference: float) -> pd.Series:
     return relative_error(mean, reference)
 
 
+def per_shift(starts: pd.DataFrame, cycle: tuple) -> dict:
+    """One entry of ``cycle`` (colours, line styles) per diagonal-shift schedule of ``starts``
+    (its column 'shift', ``vitnqs.tables.describe_shift``), in order of first appearance."""
+    shifts = list(dict.fromkeys(starts["shift"]))
+    return dict(zip(shifts, cycle * len(shifts)))
+
+
 def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], reference: float,
                title: str, steps: int = 150) -> Figure:
     """Top row: the first ``steps`` steps of every start (rows of ``vitnqs.starts.table_starts``,
@@ -372,8 +379,7 @@ def fig_starts(starts: pd.DataFrame, histories: dict[str, pd.DataFrame], referen
     trained past ``steps`` (finished or still training), whole, on log-log axes: the relative
     error of the running mean of WHOLE_RUN_WINDOW steps' energies, a dot at the final error of a
     finished run."""
-    shifts = list(dict.fromkeys(starts["shift"]))
-    colors = dict(zip(shifts, SHIFT_COLORS * len(shifts)))
+    colors = per_shift(starts, SHIFT_COLORS)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(2, len(MECHANISMS), figsize=(11.0, 6.4), sharey="row",
                                  layout="constrained", squeeze=False)

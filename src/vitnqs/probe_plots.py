@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from vitnqs.plotting import (
-    BLOW_UP, COLORS, STYLE, WHOLE_RUN_WINDOW, mark_no_runs, running_mean_errors, step_errors,
+    BLOW_UP, COLORS, STYLE, WHOLE_RUN_WINDOW, mark_no_runs, per_shift, running_mean_errors,
+    step_errors,
 )
 
 WITHOUT_QUERY_KEY = "t5 without Q, K"
@@ -41,8 +42,7 @@ def fig_query_key_probe(starts: pd.DataFrame, histories: dict[str, pd.DataFrame]
     final error. One line style per diagonal-shift schedule, named in the legend where there
     are several."""
     labels = [model_label(row.attention, row.query_key) for row in starts.itertuples()]
-    shifts = list(dict.fromkeys(starts["shift"]))
-    styles = dict(zip(shifts, SHIFT_STYLES * len(shifts)))
+    styles = per_shift(starts, SHIFT_STYLES)
     with plt.rc_context(STYLE):
         fig, (first, whole) = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained")
         for row, label in zip(starts.itertuples(), labels):
