@@ -168,7 +168,9 @@ def test_the_starts_figure_draws_each_start_in_its_mechanism_panel_and_counts_th
 
 
 def test_the_query_key_figure_colours_each_start_by_its_model_and_marks_a_nan():
-    from vitnqs.probe_plots import MODEL_COLORS, WITHOUT_QUERY_KEY, fig_query_key_probe
+    from vitnqs.probe_plots import (
+        MODEL_COLORS, WITHOUT_QUERY_KEY, fig_query_key_probe, with_query_key,
+    )
 
     records = {
         "t5": RunRecord(config(n_steps=400), slow(400), {"relative_error": 0.7}),
@@ -180,8 +182,7 @@ def test_the_query_key_figure_colours_each_start_by_its_model_and_marks_a_nan():
         "factored": RunRecord(config("factored", n_steps=400), fast(400),
                               {"relative_error": 0.01}),
     }
-    table = table_starts(records)
-    table["query_key"] = [records[run_id].config["query_key"] for run_id in table.run_id]
+    table = with_query_key(table_starts(records), records)
     histories = {run_id: record.history for run_id, record in records.items()}
     first, whole = fig_query_key_probe(table, histories, E0, "test").axes
     colours = {run_id: MODEL_COLORS[label] for run_id, label in [
@@ -203,7 +204,7 @@ def test_the_query_key_figure_colours_each_start_by_its_model_and_marks_a_nan():
 
 
 def test_the_query_key_figure_draws_each_shift_schedule_in_its_own_line_style():
-    from vitnqs.probe_plots import SHIFT_STYLES, fig_query_key_probe
+    from vitnqs.probe_plots import SHIFT_STYLES, fig_query_key_probe, with_query_key
 
     damped = {"diag_shift_initial": 0.01, "diag_shift_initial_steps": 100}
     records = {
@@ -211,8 +212,7 @@ def test_the_query_key_figure_draws_each_shift_schedule_in_its_own_line_style():
         "t5 damped": RunRecord(config(n_steps=400, **damped), fast(400)),
         "no QK damped": RunRecord(config(query_key=False, n_steps=400, **damped), fast(400)),
     }
-    table = table_starts(records)
-    table["query_key"] = [records[run_id].config["query_key"] for run_id in table.run_id]
+    table = with_query_key(table_starts(records), records)
     histories = {run_id: record.history for run_id, record in records.items()}
     first, whole = fig_query_key_probe(table, histories, E0, "test").axes
     for ax in (first, whole):

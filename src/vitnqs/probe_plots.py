@@ -28,6 +28,13 @@ SHIFT_STYLES = ("-", "--", ":", "-.")
 first appearance: a figure with starts under `paper` and `paper-damped-start` tells them apart."""
 
 
+def with_query_key(starts: pd.DataFrame, records: dict) -> pd.DataFrame:
+    """``starts`` (rows of ``vitnqs.starts.table_starts``) with the column 'query_key' of each
+    start's config (``records``: run id -> RunRecord), which fig_query_key_probe colours by."""
+    return starts.assign(query_key=[records[run_id].config["query_key"]
+                                    for run_id in starts.run_id])
+
+
 def model_label(attention: str, query_key: bool) -> str:
     """'t5', 'decoupled', 'factored', or WITHOUT_QUERY_KEY."""
     return WITHOUT_QUERY_KEY if attention == "t5" and not query_key else attention

@@ -3,7 +3,7 @@ failed/, start probes), coloured by model -> results/figures/{figure}.{png,pdf},
 entry of QUERY_KEY_FIGURES (workflow/rules/figures.smk)."""
 
 from vitnqs import io
-from vitnqs.probe_plots import fig_query_key_probe
+from vitnqs.probe_plots import fig_query_key_probe, with_query_key
 from vitnqs.records import read_records_from_inputs
 from vitnqs.reference import reference_energy
 from vitnqs.starts import starts_of_system
@@ -13,7 +13,7 @@ records = read_records_from_inputs(params.configs, inputs.summaries, inputs.chec
                                    inputs.failed, inputs.start_probes)
 system = params.system
 chosen, starts = starts_of_system(records, system)
-starts["query_key"] = [chosen[run_id].config["query_key"] for run_id in starts.run_id]
+starts = with_query_key(starts, chosen)
 L, J2, n_layers, M = (system[key] for key in ("L", "J2", "n_layers", "n_samples"))
 protocols = ", ".join(sorted(set(starts.protocol))) or "none"
 title = (f"t5's softmax or its queries and keys? Every start, {L}x{L}, J2 = {J2}, "
