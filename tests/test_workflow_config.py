@@ -28,10 +28,11 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # `short`, `reduced` and `paper`, the paper's protocol with two seeds (three for t5); table1
     # and fig3 have their sizes under `reduced` too (L = 6, 10 and L = 6, 8, 10) and under
     # `reduced-damped` (L = 10 and L = 8, 10); table1 has 6x6 under `paper-damped-start` too
-    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [24, 24, 22, 3]
+    # (seed 0 of each mechanism, seed 1 of t5)
+    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [25, 24, 22, 3]
     # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 1 run of its
-    # own, query_key_probe 3; sr_probe's 3 runs are fig3's too
-    assert len(grid.runs) == 43 + 1 + 3
+    # own, query_key_probe 4; sr_probe's 3 runs are fig3's too
+    assert len(grid.runs) == 44 + 1 + 4
     assert set(grid.groups["sr_probe"]) <= set(grid.groups["fig3"])
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
@@ -74,7 +75,8 @@ def test_the_query_key_probe_is_t5_without_its_query_key_term(config):
     probes = [grid.runs[run_id] for run_id in grid.groups["query_key_probe"]]
     # reduced seed 1 diverged (results/failed/)
     assert [(probe.protocol, probe.seed) for probe in probes] == [
-        ("reduced-no-qk", 0), ("reduced-no-qk", 2), ("paper-damped-start-no-qk", 0)]
+        ("reduced-no-qk", 0), ("reduced-no-qk", 2), ("paper-damped-start-no-qk", 0),
+        ("paper-damped-start-no-qk", 1)]
     for probe in probes:
         assert probe.attention == "t5" and not probe.query_key
         protocol = probe.protocol.removesuffix("-no-qk")
@@ -176,7 +178,8 @@ def test_the_quick_config_merged_over_the_main_one_trains_only_its_4x4_runs(conf
 def test_the_damped_start_protocol_is_paper_with_a_shift_of_1e_2_for_100_steps(config):
     grid = build_run_grid(config)
     damped = grid.where(protocol="paper-damped-start")
-    assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in MECHANISMS]
+    assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in MECHANISMS] + [
+        "L6_J0.5_nl4_t5_s1_paper-damped-start"]
     for run_id in damped:
         run = grid.runs[run_id]
         paper = grid.runs[run_id.replace("paper-damped-start", "paper")]
