@@ -39,8 +39,10 @@ def pinned_versions(path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            name, version = line.split("==")
-            pins[canonicalize_name(name)] = version
+            requirement = Requirement(line)
+            (pin,) = requirement.specifier  # exactly one `==version` per line
+            assert pin.operator == "==", f"{line} does not pin one version"
+            pins[canonicalize_name(requirement.name)] = pin.version
     return pins
 
 
