@@ -2,21 +2,21 @@
 name as their environment) must ask for the same packages with the same version bounds; the pinned
 versions a test run last passed with (workflow/envs/pip-constraints.txt) must lie inside them."""
 
-import re
 import tomllib
 
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from train_helpers import REPO
 
 
 def requirements(specs) -> dict[str, str]:
-    """Package name (lower case, '_' as '-') -> its version bounds, spaces removed."""
+    """Package name (canonical) -> its version bounds (normalized by packaging's SpecifierSet)."""
     parsed = {}
     for spec in specs:
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)", spec)
-        parsed[match[1].lower().replace("_", "-")] = match[2].replace(" ", "")
+        requirement = Requirement(spec)
+        parsed[canonicalize_name(requirement.name)] = str(requirement.specifier)
     return parsed
 
 
@@ -28,7 +28,7 @@ def test_environment_yml_asks_for_what_pyproject_asks_for():
     wanted = requirements(project["dependencies"])
     given = requirements([*conda, *(p for p in pip if not p.startswith("-"))])
     assert {name: given.get(name) for name in wanted} == wanted
-    assert given.pop("python") == project["requires-python"]
+    assert given.pop("python") == str(SpecifierSet(project["requires-python"]))
     assert set(given) - set(wanted) == {"pip"}, "environment.yml asks for more than pyproject"
     assert "-e ." in pip  # the package itself
 
