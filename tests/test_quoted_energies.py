@@ -1,6 +1,7 @@
 """Every energy per site that README.md or config/config.yaml quotes with its error, as
 -0.503275(12), is the rounding of a committed result: a run's summary.json or a row of a committed
-analysis or probe CSV (a column ``X`` beside its ``X_error``). A number typed by hand that drifts
+analysis or probe CSV (a column ``X`` beside its ``X_error``); quoted with a relative error
+(-0.503275(12), 1.06e-3), both are one run's. A number typed by hand that drifts
 from the data it reports fails here; the rendered tables (results/tables, not committed) are not
 a source, so the data a fresh clone holds is what is checked."""
 
@@ -16,6 +17,9 @@ from train_helpers import REPO
 
 RESULTS = REPO / "results"
 QUOTED_ENERGY = re.compile(r"-0\.\d{4,6}\(\d+\)")
+# an energy followed by its relative error against the reference: "-0.503275(12), 1.06e-3"
+QUOTED_ENERGY_AND_ACCURACY = re.compile(r"(-0\.\d{4,6}\(\d+\)), (\d\.\d+e-\d+)")
+DOCUMENTS = ["README.md", "config/config.yaml"]
 
 # Quoted as history, from data no longer committed: each with where it is told.
 HISTORICAL = {
@@ -26,11 +30,14 @@ HISTORICAL = {
 }
 
 
+def run_summaries() -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(RESULTS.glob("runs/*/summary.json"))]
+
+
 def committed_energies() -> Iterator[tuple[float, float]]:
     """(value, error) of every committed energy: the runs' summaries, and each pair of columns
     ``X`` and ``X_error`` of the committed analysis and probe CSVs."""
-    for path in sorted(RESULTS.glob("runs/*/summary.json")):
-        summary = json.loads(path.read_text())
+    for summary in run_summaries():
         yield summary["energy_per_site"], summary["energy_error"]
     for path in sorted([*RESULTS.glob("analysis/**/*.csv"), *RESULTS.glob("probes/**/*.csv")]):
         with path.open(newline="") as handle:
@@ -54,7 +61,14 @@ def is_rounding_of(quoted: str, value: float, error: float) -> bool:
     return value_rounds and error_rounds
 
 
-def test_rounding_is_checked_to_the_last_digit_of_value_and_error():
+def is_rounding_of_relative_error(quoted: str, relative_error: float) -> bool:
+    """Whether ``quoted`` ('1.06e-3') is ``relative_error`` rounded to the quoted digits."""
+    mantissa, exponent = quoted.split("e")
+    decimals = len(mantissa.split(".")[1])
+    return f"{relative_error:.{decimals}e}" == f"{mantissa}e{int(exponent):+03d}"
+
+
+def test_rounding_is_checked_to_the_last_quoted_digit():
     value, error = -0.49692466, 7.43e-5  # 6x6 factored, J2 = 0.5, n_l = 1
     assert is_rounding_of("-0.49692(7)", value, error)
     assert is_rounding_of("-0.496925(74)", value, error)
@@ -62,13 +76,32 @@ def test_rounding_is_checked_to_the_last_digit_of_value_and_error():
     assert not is_rounding_of("-0.49692(8)", value, error)
     assert is_rounding_of("-0.4969(1)", value, error)
     assert not is_rounding_of("-0.4969(2)", value, error)
+    assert is_rounding_of_relative_error("1.37e-2", 1.36659e-2)
+    assert not is_rounding_of_relative_error("1.36e-2", 1.36659e-2)
+    assert not is_rounding_of_relative_error("1.37e-3", 1.36659e-2)
 
 
-@pytest.mark.parametrize("document", ["README.md", "config/config.yaml"])
+@pytest.mark.parametrize("document", DOCUMENTS)
 def test_every_quoted_energy_is_a_committed_result(document):
     energies = list(committed_energies())
     assert len(energies) > 50  # the committed runs are there to check against
     quoted = sorted(set(QUOTED_ENERGY.findall((REPO / document).read_text())) - HISTORICAL)
     assert quoted
     unmatched = [q for q in quoted if not any(is_rounding_of(q, v, e) for v, e in energies)]
+    assert unmatched == []
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_energy_quoted_with_its_accuracy_is_one_run(document):
+    """'-0.503275(12), 1.06e-3': one run's summary rounds to both, its energy and its relative
+    error against the reference."""
+    summaries = run_summaries()
+    quoted = QUOTED_ENERGY_AND_ACCURACY.findall((REPO / document).read_text())
+    assert quoted
+    unmatched = [
+        (energy, accuracy) for energy, accuracy in quoted
+        if not any(is_rounding_of(energy, s["energy_per_site"], s["energy_error"])
+                   and is_rounding_of_relative_error(accuracy, s["relative_error"])
+                   for s in summaries)
+    ]
     assert unmatched == []
