@@ -1,19 +1,21 @@
 """Every energy per site that README.md or config/config.yaml quotes with its error, as
 -0.503275(12), is the rounding of a committed result: a run's summary.json or a row of a committed
 analysis or probe CSV (a column ``X`` beside its ``X_error``); quoted with a relative error
-(-0.503275(12), 1.06e-3), both are one run's. A number typed by hand that drifts
-from the data it reports fails here; the rendered tables (results/tables, not committed) are not
-a source, so the data a fresh clone holds is what is checked."""
+(-0.503275(12), 1.06e-3), both are one run's, the relative error the tables print. A number
+typed by hand that drifts from the data it reports fails here; the rendered tables
+(results/tables, not committed) are not a source, so the data a fresh clone holds is checked."""
 
 from __future__ import annotations
 
-import csv
-import json
+import functools
 import re
-from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 from train_helpers import REPO
+
+from vitnqs.io import read_json
+from vitnqs.tables import summary_frame
 
 RESULTS = REPO / "results"
 QUOTED_ENERGY = re.compile(r"-0\.\d{4,6}\(\d+\)")
@@ -30,35 +32,32 @@ HISTORICAL = {
 }
 
 
-def run_summaries() -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted(RESULTS.glob("runs/*/summary.json"))]
+@functools.cache
+def committed_runs() -> pd.DataFrame:
+    """The runs' summaries as the tables read them (``summary_frame``: the relative error against
+    today's reference, as every table prints it)."""
+    return summary_frame([read_json(path) for path in sorted(RESULTS.glob("runs/*/summary.json"))])
 
 
-def committed_energies() -> Iterator[tuple[float, float]]:
+@functools.cache
+def committed_energies() -> list[tuple[float, float]]:
     """(value, error) of every committed energy: the runs' summaries, and each pair of columns
     ``X`` and ``X_error`` of the committed analysis and probe CSVs."""
-    for summary in run_summaries():
-        yield summary["energy_per_site"], summary["energy_error"]
+    runs = committed_runs()
+    energies = list(zip(runs.energy_per_site, runs.energy_error))
     for path in sorted([*RESULTS.glob("analysis/**/*.csv"), *RESULTS.glob("probes/**/*.csv")]):
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        columns = rows[0].keys() if rows else ()
-        for column in [c for c in columns if f"{c}_error" in columns]:
-            for row in rows:
-                try:
-                    yield float(row[column]), float(row[f"{column}_error"])
-                except ValueError:  # an empty cell
-                    continue
+        table = pd.read_csv(path).apply(pd.to_numeric, errors="coerce")
+        for column in [c for c in table.columns if f"{c}_error" in table.columns]:
+            pairs = table[[column, f"{column}_error"]].dropna()
+            energies.extend(zip(pairs[column], pairs[f"{column}_error"]))
+    return energies
 
 
 def is_rounding_of(quoted: str, value: float, error: float) -> bool:
     """Whether ``quoted`` ('-0.49692(7)') is ``value`` and ``error``, each rounded to the
     quoted value's last digit."""
-    mantissa, decimals, last = re.fullmatch(r"(-?\d+\.(\d+))\((\d+)\)", quoted).groups()
-    unit = 10.0 ** -len(decimals)
-    value_rounds = abs(value - float(mantissa)) <= 0.5 * unit + 1e-12
-    error_rounds = abs(error / unit - int(last)) <= 0.5 + 1e-9
-    return value_rounds and error_rounds
+    digits = len(quoted.split("(")[0].split(".")[1])
+    return quoted == f"{value:.{digits}f}({round(error * 10**digits)})"
 
 
 def is_rounding_of_relative_error(quoted: str, relative_error: float) -> bool:
@@ -83,7 +82,7 @@ def test_rounding_is_checked_to_the_last_quoted_digit():
 
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_every_quoted_energy_is_a_committed_result(document):
-    energies = list(committed_energies())
+    energies = committed_energies()
     assert len(energies) > 50  # the committed runs are there to check against
     quoted = sorted(set(QUOTED_ENERGY.findall((REPO / document).read_text())) - HISTORICAL)
     assert quoted
@@ -94,14 +93,14 @@ def test_every_quoted_energy_is_a_committed_result(document):
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_every_energy_quoted_with_its_accuracy_is_one_run(document):
     """'-0.503275(12), 1.06e-3': one run's summary rounds to both, its energy and its relative
-    error against the reference."""
-    summaries = run_summaries()
+    error against today's reference."""
+    runs = committed_runs()
     quoted = QUOTED_ENERGY_AND_ACCURACY.findall((REPO / document).read_text())
     assert quoted
     unmatched = [
         (energy, accuracy) for energy, accuracy in quoted
-        if not any(is_rounding_of(energy, s["energy_per_site"], s["energy_error"])
-                   and is_rounding_of_relative_error(accuracy, s["relative_error"])
-                   for s in summaries)
+        if not any(is_rounding_of(energy, run.energy_per_site, run.energy_error)
+                   and is_rounding_of_relative_error(accuracy, run.relative_error)
+                   for run in runs.itertuples())
     ]
     assert unmatched == []
