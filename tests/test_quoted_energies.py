@@ -3,11 +3,15 @@
 analysis or probe CSV (a column ``X`` beside its ``X_error``); quoted with a relative error
 (-0.503275(12), 1.06e-3), both are one run's, the relative error the tables print. A number
 typed by hand that drifts from the data it reports fails here; the rendered tables
-(results/tables, not committed) are not a source, so the data a fresh clone holds is checked."""
+(results/tables, not committed) are not a source, so the data a fresh clone holds is checked.
+The same holds for the small differences README quotes with their errors, as 4.00(31)e-4: each
+is a committed CSV pair (a freeze cost per site) or two committed runs of one system apart,
+relative to the reference energy, with their error bars in quadrature (the agreement spreads)."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
 import pandas as pd
@@ -22,6 +26,8 @@ QUOTED_ENERGY = re.compile(r"-0\.\d{4,6}\(\d+\)")
 # an energy followed by its relative error against the reference: "-0.503275(12), 1.06e-3"
 QUOTED_ENERGY_AND_ACCURACY = re.compile(r"(-0\.\d{4,6}\(\d+\)), (\d\.\d+e-\d+)")
 DOCUMENTS = ["README.md", "config/config.yaml"]
+# a difference in scientific notation with its error in the mantissa's last digits: "4.00(31)e-4"
+QUOTED_DIFFERENCE = re.compile(r"(?<![\d.])\d\.\d+\(\d+\)e-\d+")
 
 # Quoted as history, from data no longer committed: each with where it is told.
 HISTORICAL = {
@@ -40,17 +46,37 @@ def committed_runs() -> pd.DataFrame:
 
 
 @functools.cache
-def committed_energies() -> list[tuple[float, float]]:
-    """(value, error) of every committed energy: the runs' summaries, and each pair of columns
-    ``X`` and ``X_error`` of the committed analysis and probe CSVs."""
-    runs = committed_runs()
-    energies = list(zip(runs.energy_per_site, runs.energy_error))
+def committed_csv_pairs() -> list[tuple[float, float]]:
+    """(value, error) of each pair of columns ``X`` and ``X_error`` of the committed analysis and
+    probe CSVs."""
+    values = []
     for path in sorted([*RESULTS.glob("analysis/**/*.csv"), *RESULTS.glob("probes/**/*.csv")]):
         table = pd.read_csv(path).apply(pd.to_numeric, errors="coerce")
         for column in [c for c in table.columns if f"{c}_error" in table.columns]:
             pairs = table[[column, f"{column}_error"]].dropna()
-            energies.extend(zip(pairs[column], pairs[f"{column}_error"]))
-    return energies
+            values.extend(zip(pairs[column], pairs[f"{column}_error"]))
+    return values
+
+
+@functools.cache
+def committed_energies() -> list[tuple[float, float]]:
+    """(value, error) of every committed energy: the runs' summaries and the CSV pairs."""
+    runs = committed_runs()
+    return list(zip(runs.energy_per_site, runs.energy_error)) + committed_csv_pairs()
+
+
+@functools.cache
+def committed_differences() -> list[tuple[float, float]]:
+    """(|difference|, error) of every two committed runs of one system (L, J2) with a reference
+    energy, relative to it, the error their final energies' error bars in quadrature (what the
+    agreement table's spreads are); and the CSV pairs (the freeze costs per site)."""
+    runs = committed_runs().dropna(subset=["reference_energy"])
+    differences = [
+        (abs(a.energy_per_site - b.energy_per_site) / abs(a.reference_energy),
+         (a.energy_error**2 + b.energy_error**2) ** 0.5 / abs(a.reference_energy))
+        for a, b in itertools.combinations(runs.itertuples(), 2) if (a.L, a.J2) == (b.L, b.J2)
+    ]
+    return differences + committed_csv_pairs()
 
 
 def is_rounding_of(quoted: str, value: float, error: float) -> bool:
@@ -67,6 +93,16 @@ def is_rounding_of_relative_error(quoted: str, relative_error: float) -> bool:
     return f"{relative_error:.{decimals}e}" == f"{mantissa}e{int(exponent):+03d}"
 
 
+def is_rounding_of_difference(quoted: str, value: float, error: float) -> bool:
+    """Whether ``quoted`` ('2.087(15)e-2') is |value| and error, in units of the quoted power of
+    ten, each rounded to the mantissa's last digit: the error counts units of that digit."""
+    mantissa, exponent = quoted.split("e")
+    decimals = len(mantissa.split("(")[0].split(".")[1])
+    unit = 10.0 ** int(exponent)
+    last_digits = round(error / unit * 10**decimals)
+    return quoted == f"{abs(value) / unit:.{decimals}f}({last_digits})e{exponent}"
+
+
 def test_rounding_is_checked_to_the_last_quoted_digit():
     value, error = -0.49692466, 7.43e-5  # 6x6 factored, J2 = 0.5, n_l = 1
     assert is_rounding_of("-0.49692(7)", value, error)
@@ -78,6 +114,12 @@ def test_rounding_is_checked_to_the_last_quoted_digit():
     assert is_rounding_of_relative_error("1.37e-2", 1.36659e-2)
     assert not is_rounding_of_relative_error("1.36e-2", 1.36659e-2)
     assert not is_rounding_of_relative_error("1.37e-3", 1.36659e-2)
+    cost, error = 2.0873e-2, 1.51e-4  # freezing 10x10 t5's attention, per site
+    assert is_rounding_of_difference("2.087(15)e-2", cost, error)
+    assert is_rounding_of_difference("2.09(2)e-2", cost, error)
+    assert not is_rounding_of_difference("2.09(15)e-2", cost, error)  # an error bar 10x too large
+    assert is_rounding_of_difference("0.1(17)e-4", 7.9e-6, 1.69e-4)
+    assert not is_rounding_of_difference("0.08(17)e-4", 7.9e-6, 1.69e-4)  # 10x too small
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
@@ -103,4 +145,15 @@ def test_every_energy_quoted_with_its_accuracy_is_one_run(document):
                    and is_rounding_of_relative_error(accuracy, run.relative_error)
                    for run in runs.itertuples())
     ]
+    assert unmatched == []
+
+
+def test_every_quoted_difference_is_two_committed_runs_apart_or_a_committed_cost():
+    """'4.00(31)e-4 apart': two committed runs of one system, relative to the reference energy;
+    '+2.39(9)e-3 per site': a committed CSV pair (a freeze cost)."""
+    differences = committed_differences()
+    quoted = sorted(set(QUOTED_DIFFERENCE.findall((REPO / "README.md").read_text())))
+    assert len(quoted) > 10  # the agreement spreads and the freeze costs are there
+    unmatched = [q for q in quoted
+                 if not any(is_rounding_of_difference(q, v, e) for v, e in differences)]
     assert unmatched == []
