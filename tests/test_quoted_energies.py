@@ -6,7 +6,10 @@ typed by hand that drifts from the data it reports fails here; the rendered tabl
 (results/tables, not committed) are not a source, so the data a fresh clone holds is checked.
 The same holds for the small differences README quotes with their errors, as 4.00(31)e-4: each
 is a committed CSV pair (a freeze cost per site) or two committed runs of one system apart,
-relative to the reference energy, with their error bars in quadrature (the agreement spreads)."""
+relative to the reference energy, with their error bars in quadrature (the agreement spreads).
+The README's at-a-glance table is checked number by number: what it reports as measured here is
+a committed run's relative error or a committed freeze cost, what it reports of the paper is
+the relative error of a Table 1 energy against the reference."""
 
 from __future__ import annotations
 
@@ -19,13 +22,17 @@ import pytest
 from train_helpers import REPO
 
 from vitnqs.io import read_json
-from vitnqs.tables import summary_frame
+from vitnqs.paper import PAPER_TABLE1
+from vitnqs.reference import reference_energy
+from vitnqs.tables import relative_error, summary_frame
 
 RESULTS = REPO / "results"
 QUOTED_ENERGY = re.compile(r"-0\.\d{4,6}\(\d+\)")
 # an energy followed by its relative error against the reference: "-0.503275(12), 1.06e-3"
 QUOTED_ENERGY_AND_ACCURACY = re.compile(r"(-0\.\d{4,6}\(\d+\)), (\d\.\d+e-\d+)")
 DOCUMENTS = ["README.md", "config/config.yaml"]
+# a number in scientific notation without an error, as 1.06e-3 (not the "e-4" of "4.00(31)e-4")
+QUOTED_SCIENTIFIC = re.compile(r"(?<![\d.(])\d\.\d+e-\d+")
 # a difference in scientific notation with its error in the mantissa's last digits: "4.00(31)e-4"
 QUOTED_DIFFERENCE = re.compile(r"(?<![\d.])\d\.\d+\(\d+\)e-\d+")
 
@@ -86,11 +93,11 @@ def is_rounding_of(quoted: str, value: float, error: float) -> bool:
     return quoted == f"{value:.{digits}f}({round(error * 10**digits)})"
 
 
-def is_rounding_of_relative_error(quoted: str, relative_error: float) -> bool:
-    """Whether ``quoted`` ('1.06e-3') is ``relative_error`` rounded to the quoted digits."""
+def is_rounding_of_scientific(quoted: str, value: float) -> bool:
+    """Whether ``quoted`` ('1.06e-3') is ``value`` rounded to the quoted digits."""
     mantissa, exponent = quoted.split("e")
     decimals = len(mantissa.split(".")[1])
-    return f"{relative_error:.{decimals}e}" == f"{mantissa}e{int(exponent):+03d}"
+    return f"{value:.{decimals}e}" == f"{mantissa}e{int(exponent):+03d}"
 
 
 def is_rounding_of_difference(quoted: str, value: float, error: float) -> bool:
@@ -111,9 +118,9 @@ def test_rounding_is_checked_to_the_last_quoted_digit():
     assert not is_rounding_of("-0.49692(8)", value, error)
     assert is_rounding_of("-0.4969(1)", value, error)
     assert not is_rounding_of("-0.4969(2)", value, error)
-    assert is_rounding_of_relative_error("1.37e-2", 1.36659e-2)
-    assert not is_rounding_of_relative_error("1.36e-2", 1.36659e-2)
-    assert not is_rounding_of_relative_error("1.37e-3", 1.36659e-2)
+    assert is_rounding_of_scientific("1.37e-2", 1.36659e-2)
+    assert not is_rounding_of_scientific("1.36e-2", 1.36659e-2)
+    assert not is_rounding_of_scientific("1.37e-3", 1.36659e-2)
     cost, error = 2.0873e-2, 1.51e-4  # freezing 10x10 t5's attention, per site
     assert is_rounding_of_difference("2.087(15)e-2", cost, error)
     assert is_rounding_of_difference("2.09(2)e-2", cost, error)
@@ -142,7 +149,7 @@ def test_every_energy_quoted_with_its_accuracy_is_one_run(document):
     unmatched = [
         (energy, accuracy) for energy, accuracy in quoted
         if not any(is_rounding_of(energy, run.energy_per_site, run.energy_error)
-                   and is_rounding_of_relative_error(accuracy, run.relative_error)
+                   and is_rounding_of_scientific(accuracy, run.relative_error)
                    for run in runs.itertuples())
     ]
     assert unmatched == []
@@ -157,3 +164,33 @@ def test_every_quoted_difference_is_two_committed_runs_apart_or_a_committed_cost
     unmatched = [q for q in quoted
                  if not any(is_rounding_of_difference(q, v, e) for v, e in differences)]
     assert unmatched == []
+
+
+def at_a_glance_columns() -> tuple[str, str]:
+    """The text of the README's at-a-glance table's columns 'measured here' and 'the paper'."""
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("**At a glance**"):].split("\n\n")[1]
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("|")]
+    assert rows[0][2:4] == [" measured here ", " the paper "]
+    return " ".join(row[2] for row in rows[2:]), " ".join(row[3] for row in rows[2:])
+
+
+def test_the_at_a_glance_table_reports_committed_results_and_the_papers():
+    """Each bare number of the 'measured here' column (1.06e-3, +1.35e-2) rounds a committed run's
+    relative error or a committed freeze cost per site; each of 'the paper' column a Table 1
+    energy's relative error against the reference (or its mechanisms' spread)."""
+    measured, paper = at_a_glance_columns()
+    freeze = pd.read_csv(RESULTS / "analysis/table_freeze_ablation.csv")
+    ours = [*committed_runs().relative_error.dropna(), *freeze.energy_change]
+    quoted = QUOTED_SCIENTIFIC.findall(measured)
+    assert len(quoted) > 15
+    assert [q for q in quoted if not any(is_rounding_of_scientific(q, v) for v in ours)] == []
+
+    theirs = []
+    for (L, J2), rows in PAPER_TABLE1.groupby(["L", "J2"]):
+        reference = reference_energy(L, J2).value
+        theirs += [relative_error(e, reference) for e in rows.paper_energy]
+        theirs.append((rows.paper_energy.max() - rows.paper_energy.min()) / abs(reference))
+    quoted = QUOTED_SCIENTIFIC.findall(paper)
+    assert len(quoted) >= 7
+    assert [q for q in quoted if not any(is_rounding_of_scientific(q, v) for v in theirs)] == []
