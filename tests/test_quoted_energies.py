@@ -125,8 +125,8 @@ def test_rounding_is_checked_to_the_last_quoted_digit():
     assert is_rounding_of_difference("2.087(15)e-2", cost, error)
     assert is_rounding_of_difference("2.09(2)e-2", cost, error)
     assert not is_rounding_of_difference("2.09(15)e-2", cost, error)  # an error bar 10x too large
-    assert is_rounding_of_difference("0.1(17)e-4", 7.9e-6, 1.69e-4)
-    assert not is_rounding_of_difference("0.08(17)e-4", 7.9e-6, 1.69e-4)  # 10x too small
+    assert is_rounding_of_difference("0.1(17)e-4", 7.55e-6, 1.69e-4)
+    assert not is_rounding_of_difference("0.08(17)e-4", 7.55e-6, 1.69e-4)  # 10x too small
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
