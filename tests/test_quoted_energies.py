@@ -5,8 +5,8 @@ analysis or probe CSV (a column ``X`` beside its ``X_error``); quoted with a rel
 typed by hand that drifts from the data it reports fails here; the rendered tables
 (results/tables, not committed) are not a source, so the data a fresh clone holds is checked.
 The same holds for the small differences README quotes with their errors, as 4.00(31)e-4: each
-is a committed CSV pair (a freeze cost per site) or two committed runs of one system apart,
-relative to the reference energy, with their error bars in quadrature (the agreement spreads).
+is a committed CSV pair (a freeze cost per site) or two committed runs of one system and depth
+apart, relative to the reference energy, their error bars in quadrature (the agreement spreads).
 The README's at-a-glance table is checked number by number: what it reports as measured here is
 a committed run's relative error or a committed freeze cost, what it reports of the paper is
 the relative error of a Table 1 energy against the reference."""
@@ -74,14 +74,15 @@ def committed_energies() -> list[tuple[float, float]]:
 
 @functools.cache
 def committed_differences() -> list[tuple[float, float]]:
-    """(|difference|, error) of every two committed runs of one system (L, J2) with a reference
-    energy, relative to it, the error their final energies' error bars in quadrature (what the
-    agreement table's spreads are); and the CSV pairs (the freeze costs per site)."""
+    """(|difference|, error) of every two committed runs of one system and depth (L, J2, n_l) with
+    a reference energy, relative to it, the error their final energies' error bars in quadrature
+    (what the agreement table's spreads are); and the CSV pairs (the freeze costs per site)."""
     runs = committed_runs().dropna(subset=["reference_energy"])
     differences = [
         (abs(a.energy_per_site - b.energy_per_site) / abs(a.reference_energy),
          (a.energy_error**2 + b.energy_error**2) ** 0.5 / abs(a.reference_energy))
-        for a, b in itertools.combinations(runs.itertuples(), 2) if (a.L, a.J2) == (b.L, b.J2)
+        for a, b in itertools.combinations(runs.itertuples(), 2)
+        if (a.L, a.J2, a.n_layers) == (b.L, b.J2, b.n_layers)
     ]
     return differences + committed_csv_pairs()
 
@@ -156,7 +157,7 @@ def test_every_energy_quoted_with_its_accuracy_is_one_run(document):
 
 
 def test_every_quoted_difference_is_two_committed_runs_apart_or_a_committed_cost():
-    """'4.00(31)e-4 apart': two committed runs of one system, relative to the reference energy;
+    """'4.00(31)e-4 apart': two committed runs of one system and depth, relative to the reference;
     '+2.39(9)e-3 per site': a committed CSV pair (a freeze cost)."""
     differences = committed_differences()
     quoted = sorted(set(QUOTED_DIFFERENCE.findall((REPO / "README.md").read_text())))
