@@ -9,7 +9,8 @@ is a committed CSV pair (a freeze cost per site) or two committed runs of one sy
 apart, relative to the reference energy, their error bars in quadrature (the agreement spreads).
 The README's at-a-glance table is checked number by number: what it reports as measured here is
 a committed run's relative error or a committed freeze cost, what it reports of the paper is
-the relative error of a Table 1 energy against the reference."""
+the relative error of a Table 1 energy against the reference; its table of seconds per step of
+the 6x6 `paper` runs is the summaries' medians per device."""
 
 from __future__ import annotations
 
@@ -195,3 +196,32 @@ def test_the_at_a_glance_table_reports_committed_results_and_the_papers():
     quoted = QUOTED_SCIENTIFIC.findall(paper)
     assert len(quoted) >= 7
     assert [q for q in quoted if not any(is_rounding_of_scientific(q, v) for v in theirs)] == []
+
+
+STEP_TIME_DEVICES = {
+    "one H100": "NVIDIA H100 80GB HBM3 x1", "two H100s": "NVIDIA H100 80GB HBM3 x2",
+    "one H200": "NVIDIA H200 x1", "two H200s": "NVIDIA H200 x2",
+}
+"""The README's step-time columns and the device names the summaries record."""
+
+
+def test_the_quoted_seconds_per_step_are_the_summaries():
+    """README's seconds per step of the 6x6 `paper` runs, per mechanism and device: the
+    summaries' medians (``training_seconds_per_step``) of the seeds that ran there, each rounded
+    as quoted, and '-' where no seed ran on that device."""
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| seconds per step |"):].split("\n\n")[0].splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")][1:]
+    assert header == list(STEP_TIME_DEVICES)
+    runs = committed_runs()
+    paper = runs[(runs.protocol == "paper") & (runs.L == 6) & (runs.J2 == 0.5)
+                 & (runs.n_layers == 4)]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert sorted(row[0] for row in rows) == sorted(paper.attention.unique())
+    for attention, *cells in rows:
+        seeds = paper[paper.attention == attention].training_seconds_per_step
+        for column, cell in zip(header, cells):
+            device = STEP_TIME_DEVICES[column]
+            measured = {f"{by_device[device]:.2f}" for by_device in seeds if device in by_device}
+            quoted = set() if cell == "-" else set(cell.split(", "))
+            assert quoted == measured, (attention, column)
