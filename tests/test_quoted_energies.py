@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from train_helpers import REPO
 
+from vitnqs.agreement import table_agreement
 from vitnqs.io import read_json
 from vitnqs.paper import PAPER_TABLE1
 from vitnqs.reference import reference_energy
@@ -54,12 +55,26 @@ def committed_runs() -> pd.DataFrame:
 
 
 @functools.cache
+def document(name: str) -> str:
+    """The text of README.md or config/config.yaml, read once."""
+    return (REPO / name).read_text()
+
+
+@functools.cache
+def committed_tables() -> dict[str, pd.DataFrame]:
+    """The committed analysis and probe CSVs by path under results/, numbers as numbers (text
+    cells as NaN), read once."""
+    paths = sorted([*RESULTS.glob("analysis/**/*.csv"), *RESULTS.glob("probes/**/*.csv")])
+    return {path.relative_to(RESULTS).as_posix():
+            pd.read_csv(path).apply(pd.to_numeric, errors="coerce") for path in paths}
+
+
+@functools.cache
 def committed_csv_pairs() -> list[tuple[float, float]]:
     """(value, error) of each pair of columns ``X`` and ``X_error`` of the committed analysis and
     probe CSVs."""
     values = []
-    for path in sorted([*RESULTS.glob("analysis/**/*.csv"), *RESULTS.glob("probes/**/*.csv")]):
-        table = pd.read_csv(path).apply(pd.to_numeric, errors="coerce")
+    for table in committed_tables().values():
         for column in [c for c in table.columns if f"{c}_error" in table.columns]:
             pairs = table[[column, f"{column}_error"]].dropna()
             values.extend(zip(pairs[column], pairs[f"{column}_error"]))
@@ -106,10 +121,17 @@ def is_rounding_of_difference(quoted: str, value: float, error: float) -> bool:
     """Whether ``quoted`` ('2.087(15)e-2') is |value| and error, in units of the quoted power of
     ten, each rounded to the mantissa's last digit: the error counts units of that digit."""
     mantissa, exponent = quoted.split("e")
-    decimals = len(mantissa.split("(")[0].split(".")[1])
     unit = 10.0 ** int(exponent)
-    last_digits = round(error / unit * 10**decimals)
-    return quoted == f"{abs(value) / unit:.{decimals}f}({last_digits})e{exponent}"
+    return is_rounding_of(mantissa, abs(value) / unit, error / unit)
+
+
+def markdown_table(text: str, first_line: str) -> list[list[str]]:
+    """The cells, stripped, of the Markdown table in ``text`` whose first line begins with
+    ``first_line``: its header row, then its body rows (the |---| row left out)."""
+    start = text.index(first_line)
+    lines = text[start:].split("\n\n")[0].splitlines()
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for i, line in enumerate(lines) if i != 1]
 
 
 def test_rounding_is_checked_to_the_last_quoted_digit():
@@ -131,22 +153,22 @@ def test_rounding_is_checked_to_the_last_quoted_digit():
     assert not is_rounding_of_difference("0.08(17)e-4", 7.55e-6, 1.69e-4)  # 10x too small
 
 
-@pytest.mark.parametrize("document", DOCUMENTS)
-def test_every_quoted_energy_is_a_committed_result(document):
+@pytest.mark.parametrize("document_name", DOCUMENTS)
+def test_every_quoted_energy_is_a_committed_result(document_name):
     energies = committed_energies()
     assert len(energies) > 50  # the committed runs are there to check against
-    quoted = sorted(set(QUOTED_ENERGY.findall((REPO / document).read_text())) - HISTORICAL)
+    quoted = sorted(set(QUOTED_ENERGY.findall(document(document_name))) - HISTORICAL)
     assert quoted
     unmatched = [q for q in quoted if not any(is_rounding_of(q, v, e) for v, e in energies)]
     assert unmatched == []
 
 
-@pytest.mark.parametrize("document", DOCUMENTS)
-def test_every_energy_quoted_with_its_accuracy_is_one_run(document):
+@pytest.mark.parametrize("document_name", DOCUMENTS)
+def test_every_energy_quoted_with_its_accuracy_is_one_run(document_name):
     """'-0.503275(12), 1.06e-3': one run's summary rounds to both, its energy and its relative
     error against today's reference."""
     runs = committed_runs()
-    quoted = QUOTED_ENERGY_AND_ACCURACY.findall((REPO / document).read_text())
+    quoted = QUOTED_ENERGY_AND_ACCURACY.findall(document(document_name))
     assert quoted
     unmatched = [
         (energy, accuracy) for energy, accuracy in quoted
@@ -161,7 +183,7 @@ def test_every_quoted_difference_is_two_committed_runs_apart_or_a_committed_cost
     """'4.00(31)e-4 apart': two committed runs of one system and depth, relative to the reference;
     '+2.39(9)e-3 per site': a committed CSV pair (a freeze cost)."""
     differences = committed_differences()
-    quoted = sorted(set(QUOTED_DIFFERENCE.findall((REPO / "README.md").read_text())))
+    quoted = sorted(set(QUOTED_DIFFERENCE.findall(document("README.md"))))
     assert len(quoted) > 10  # the agreement spreads and the freeze costs are there
     unmatched = [q for q in quoted
                  if not any(is_rounding_of_difference(q, v, e) for v, e in differences)]
@@ -170,11 +192,9 @@ def test_every_quoted_difference_is_two_committed_runs_apart_or_a_committed_cost
 
 def at_a_glance_columns() -> tuple[str, str]:
     """The text of the README's at-a-glance table's columns 'measured here' and 'the paper'."""
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("**At a glance**"):].split("\n\n")[1]
-    rows = [line.split("|") for line in table.splitlines() if line.startswith("|")]
-    assert rows[0][2:4] == [" measured here ", " the paper "]
-    return " ".join(row[2] for row in rows[2:]), " ".join(row[3] for row in rows[2:])
+    header, *rows = markdown_table(document("README.md"), "| question | measured here |")
+    assert header[1:3] == ["measured here", "the paper"]
+    return " ".join(row[1] for row in rows), " ".join(row[2] for row in rows)
 
 
 def test_the_at_a_glance_table_reports_committed_results_and_the_papers():
@@ -182,17 +202,15 @@ def test_the_at_a_glance_table_reports_committed_results_and_the_papers():
     relative error or a committed freeze cost per site; each of 'the paper' column a Table 1
     energy's relative error against the reference (or its mechanisms' spread)."""
     measured, paper = at_a_glance_columns()
-    freeze = pd.read_csv(RESULTS / "analysis/table_freeze_ablation.csv")
+    freeze = committed_tables()["analysis/table_freeze_ablation.csv"]
     ours = [*committed_runs().relative_error.dropna(), *freeze.energy_change]
     quoted = QUOTED_SCIENTIFIC.findall(measured)
     assert len(quoted) > 15
     assert [q for q in quoted if not any(is_rounding_of_scientific(q, v) for v in ours)] == []
 
-    theirs = []
-    for (L, J2), rows in PAPER_TABLE1.groupby(["L", "J2"]):
-        reference = reference_energy(L, J2).value
-        theirs += [relative_error(e, reference) for e in rows.paper_energy]
-        theirs.append((rows.paper_energy.max() - rows.paper_energy.min()) / abs(reference))
+    theirs = [relative_error(row.paper_energy, reference_energy(row.L, row.J2).value)
+              for row in PAPER_TABLE1.itertuples()]
+    theirs += [*table_agreement(committed_runs()).paper_spread.dropna()]  # as the table prints
     quoted = QUOTED_SCIENTIFIC.findall(paper)
     assert len(quoted) >= 7
     assert [q for q in quoted if not any(is_rounding_of_scientific(q, v) for v in theirs)] == []
@@ -209,14 +227,12 @@ def test_the_quoted_seconds_per_step_are_the_summaries():
     """README's seconds per step of the 6x6 `paper` runs, per mechanism and device: the
     summaries' medians (``training_seconds_per_step``) of the seeds that ran there, each rounded
     as quoted, and '-' where no seed ran on that device."""
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("| seconds per step |"):].split("\n\n")[0].splitlines()
-    header = [cell.strip() for cell in table[0].strip("|").split("|")][1:]
+    header, *rows = markdown_table(document("README.md"), "| seconds per step |")
+    header = header[1:]
     assert header == list(STEP_TIME_DEVICES)
     runs = committed_runs()
     paper = runs[(runs.protocol == "paper") & (runs.L == 6) & (runs.J2 == 0.5)
                  & (runs.n_layers == 4)]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     assert sorted(row[0] for row in rows) == sorted(paper.attention.unique())
     for attention, *cells in rows:
         seeds = paper[paper.attention == attention].training_seconds_per_step
