@@ -10,6 +10,9 @@ import pandas as pd
 from vitnqs.config import RunConfig
 from vitnqs.probes import RunRecord
 from vitnqs.trajectories import (
+    EXCURSION_BASELINE,
+    EXCURSION_RISE,
+    excursions,
     format_trajectories,
     table_trajectories,
     window_column,
@@ -83,3 +86,45 @@ def test_the_markdown_shows_only_the_windows_some_run_of_the_system_reached():
     assert "225-249" in six and "450-499" not in six
     assert "450-499" in eight and "900-999" not in eight
     assert format_trajectories(table_trajectories({})).startswith("No runs")
+
+
+def test_a_converging_run_with_statistical_noise_has_no_excursions():
+    history = approaching(2000)
+    one_step_error = 2e-4  # per site, late in a 6x6 run at M = 6000
+    history["energy"] += np.random.default_rng(0).normal(0, one_step_error, len(history))
+    found = excursions(history, E0)
+    assert found["excursion_steps"] == 0
+    assert 0 < found["largest_rise"] < 5 * one_step_error / abs(E0) < EXCURSION_RISE
+
+
+def test_a_jump_above_where_the_run_had_settled_is_one_excursion_of_its_size():
+    history = approaching(1000, scale=0.01)
+    history.loc[600, "energy"] = E0 * (1 - 0.3)  # one step at 0.3 relative error
+    settled = np.median(0.01 * np.exp(-1e-3 * np.arange(600 - EXCURSION_BASELINE, 600)))
+    found = excursions(history, E0)
+    # the steps after it are measured from a median the single jump does not move
+    assert found["excursion_steps"] == 1 and found["largest_rise_step"] == 600
+    assert np.isclose(found["largest_rise"], 0.3 - settled, rtol=1e-12)
+
+
+def test_a_blown_up_history_or_one_within_the_baseline_has_nothing_to_measure():
+    nothing = {"excursion_steps": 0, "largest_rise": None, "largest_rise_step": None}
+    assert excursions(approaching(EXCURSION_BASELINE), E0) == nothing
+    blown_up = approaching(EXCURSION_BASELINE + 10)
+    blown_up.loc[EXCURSION_BASELINE:, "energy"] = np.nan
+    assert excursions(blown_up, E0) == nothing
+
+
+def test_the_markdown_counts_each_runs_excursions():
+    jumped = approaching(600, scale=0.01)
+    jumped.loc[[300, 400], "energy"] = E0 * (1 - 0.2)
+    records = {"smooth": RunRecord(config(), approaching(600, scale=0.01)),
+               "jumped": RunRecord(config(seed=1), jumped)}
+    table = table_trajectories(records)
+    assert dict(zip(table.run_id, table.excursion_steps)) == {"smooth": 0, "jumped": 2}
+    text = format_trajectories(table)
+    header, row = ([cell.strip() for cell in line.strip(" |").split("|")]
+                   for line in text.splitlines() if line.startswith(("| run", "| jumped")))
+    settled = np.median(0.01 * np.exp(-1e-3 * np.arange(400 - EXCURSION_BASELINE, 400)))
+    assert header[-2:] == ["excursions", "largest rise (step)"]
+    assert row[-2:] == ["2", f"{0.2 - settled:.2e} (400)"]  # the later jump rose from lower

@@ -1,6 +1,7 @@
 """How far each run is from the reference energy along its optimization: the relative error of
 its mean energy per site over fixed windows of steps, so that a run still training stands beside
-finished runs at the same steps. Nothing here reads files.
+finished runs at the same steps; and its excursions, steps whose energy jumps well above where
+the run had settled. Nothing here reads files.
 """
 
 from __future__ import annotations
@@ -38,7 +39,37 @@ def window_error(history: pd.DataFrame, reference: float, first: int, end: int) 
     return float(relative_error(energies.mean(), reference))
 
 
-TRAJECTORY_COLUMNS = (*RECORD_COLUMNS, *(window_column(*w) for w in windows()), "relative_error")
+EXCURSION_BASELINE = 50
+"""A step's rise is measured from the median relative error of this many steps before it."""
+EXCURSION_RISE = 1e-2
+"""A step is an excursion when its relative error exceeds that median by more than this: 1 % of
+the reference energy, ~30x the statistical error of one step's energy late in a 6x6 run."""
+
+
+def rises(history: pd.DataFrame, reference: float) -> np.ndarray:
+    """Each step's relative error minus the median relative error of the EXCURSION_BASELINE
+    steps before it: NaN for the first steps, and where a non-finite energy is involved."""
+    errors = pd.Series(relative_error(history["energy"].to_numpy(dtype=float), reference))
+    settled = errors.shift(1).rolling(EXCURSION_BASELINE, min_periods=EXCURSION_BASELINE).median()
+    return (errors - settled).to_numpy()
+
+
+def excursions(history: pd.DataFrame, reference: float) -> dict:
+    """How many steps rose by more than EXCURSION_RISE (``excursion_steps``), the largest rise
+    and the step it came at (``largest_rise``, ``largest_rise_step``; None for a history with
+    no step measured, such as one no longer than the baseline)."""
+    rise = rises(history, reference)
+    measured = np.isfinite(rise)
+    if not measured.any():
+        return {"excursion_steps": 0, "largest_rise": None, "largest_rise_step": None}
+    largest = np.flatnonzero(measured)[np.argmax(rise[measured])]
+    return {"excursion_steps": int((rise[measured] > EXCURSION_RISE).sum()),
+            "largest_rise": float(rise[largest]),
+            "largest_rise_step": int(history["step"].iloc[largest])}
+
+
+TRAJECTORY_COLUMNS = (*RECORD_COLUMNS, *(window_column(*w) for w in windows()), "relative_error",
+                      "excursion_steps", "largest_rise", "largest_rise_step")
 """Columns of table_trajectories, one row per run."""
 
 
@@ -52,6 +83,7 @@ def trajectory_row(run_id: str, record: RunRecord) -> dict | None:
         **{window_column(first, end): window_error(record.history, reference.value, first, end)
            for first, end in windows()},
         "relative_error": final_error(record),
+        **excursions(record.history, reference.value),
     }
 
 
@@ -76,10 +108,17 @@ def format_trajectories(table: pd.DataFrame) -> str:
             **{f"{first}-{end - 1}": runs[window_column(first, end)].map(format_scientific)
                for first, end in covered},
             "final": runs.relative_error.map(format_scientific),
+            "excursions": runs.excursion_steps,
+            "largest rise (step)": [f"{format_scientific(rise)} ({step:.0f})" if pd.notna(rise)
+                                    else "" for rise, step in zip(runs.largest_rise,
+                                                                  runs.largest_rise_step)],
         })
         sections.append(f"### {L}x{L}, J2 = {J2}, n_l = {n_layers}\n\n"
                         + shown.to_markdown(index=False, disable_numparse=True))
     return ("Relative error of the mean energy per site over windows of steps (the last "
             f"{WINDOW_SHARE:.0%} of the steps before each window's end; blank where the history "
             "does not hold the whole window), and the final relative error (from the final "
-            "energy's fresh samples) of a finished run.\n\n" + "\n\n".join(sections) + "\n")
+            "energy's fresh samples) of a finished run. Excursions: the steps whose relative "
+            f"error rose more than {EXCURSION_RISE:.0e} above the median of the "
+            f"{EXCURSION_BASELINE} steps before them; largest rise: the most any step rose "
+            "so, and at which step.\n\n" + "\n\n".join(sections) + "\n")
