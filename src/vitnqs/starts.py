@@ -17,7 +17,8 @@ import pandas as pd
 from vitnqs.failed import diverged
 from vitnqs.probes import START_KEYS, RunRecord, outcome_of
 from vitnqs.reference import reference_energy
-from vitnqs.tables import describe_shift, format_scientific, relative_error, sort_runs
+from vitnqs.tables import (describe_shift, format_scientific, relative_error, sort_runs,
+                           steps_of)
 
 FAST_START_ERROR = 0.1
 """A start is fast if its energy per site comes within this relative error of the reference..."""
@@ -169,7 +170,7 @@ def format_starts(table: pd.DataFrame, summary: pd.DataFrame) -> str:
     starts = pd.DataFrame({
         "run": table.run_id,
         "folder": table.source,
-        "steps": [f"{d} / {n}" for d, n in zip(table.steps_recorded, table.n_steps)],
+        "steps": steps_of(table.steps_recorded, table.n_steps),
         "outcome": table.outcome,
         "first step near": table.first_step_near.map(lambda s: "" if pd.isna(s) else str(int(s))),
         "fast start": table.fast_start.map(lambda f: "" if pd.isna(f) else ("yes" if f else "no")),

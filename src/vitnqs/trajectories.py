@@ -12,7 +12,7 @@ import pandas as pd
 from vitnqs.probes import RunRecord
 from vitnqs.reference import reference_energy
 from vitnqs.starts import RECORD_COLUMNS, final_error, record_columns, table_of_records
-from vitnqs.tables import format_scientific, relative_error
+from vitnqs.tables import format_scientific, relative_error, steps_of
 
 WINDOW_ENDS = (100, 250, 500, 1000, 2000, 3000, 4000, 5000)
 """Each window is the last WINDOW_SHARE of the steps before one of these ends."""
@@ -103,7 +103,7 @@ def format_trajectories(table: pd.DataFrame) -> str:
         shown = pd.DataFrame({
             "run": runs.run_id,
             "shift": runs["shift"],
-            "steps": [f"{d} / {n}" for d, n in zip(runs.steps_recorded, runs.n_steps)],
+            "steps": steps_of(runs.steps_recorded, runs.n_steps),
             "outcome": runs.outcome.str.split(":").str[0],
             **{f"{first}-{end - 1}": runs[window_column(first, end)].map(format_scientific)
                for first, end in covered},
