@@ -59,11 +59,11 @@ def excursions(history: pd.DataFrame, reference: float) -> dict:
     and the step it came at (``largest_rise``, ``largest_rise_step``; None for a history with
     no step measured, such as one no longer than the baseline)."""
     rise = rises(history, reference)
-    measured = np.isfinite(rise)
-    if not measured.any():
+    rise = np.where(np.isfinite(rise), rise, np.nan)  # an infinite energy measures nothing either
+    if np.isnan(rise).all():
         return {"excursion_steps": 0, "largest_rise": None, "largest_rise_step": None}
-    largest = np.flatnonzero(measured)[np.argmax(rise[measured])]
-    return {"excursion_steps": int((rise[measured] > EXCURSION_RISE).sum()),
+    largest = np.nanargmax(rise)
+    return {"excursion_steps": int((rise > EXCURSION_RISE).sum()),  # NaN compares False
             "largest_rise": float(rise[largest]),
             "largest_rise_step": int(history["step"].iloc[largest])}
 
