@@ -51,7 +51,8 @@ def rises(history: pd.DataFrame, reference: float) -> np.ndarray:
     steps before it: NaN for the first steps, and where a non-finite energy is involved."""
     errors = pd.Series(relative_error(history["energy"].to_numpy(dtype=float), reference))
     settled = errors.shift(1).rolling(EXCURSION_BASELINE, min_periods=EXCURSION_BASELINE).median()
-    return (errors - settled).to_numpy()
+    rise = (errors - settled).to_numpy()
+    return np.where(np.isfinite(rise), rise, np.nan)
 
 
 def excursions(history: pd.DataFrame, reference: float) -> dict:
@@ -59,7 +60,6 @@ def excursions(history: pd.DataFrame, reference: float) -> dict:
     and the step it came at (``largest_rise``, ``largest_rise_step``; None for a history with
     no step measured, such as one no longer than the baseline)."""
     rise = rises(history, reference)
-    rise = np.where(np.isfinite(rise), rise, np.nan)  # an infinite energy measures nothing either
     if np.isnan(rise).all():
         return {"excursion_steps": 0, "largest_rise": None, "largest_rise_step": None}
     largest = np.nanargmax(rise)
