@@ -28,11 +28,11 @@ def test_runs_shared_by_groups_collapse_to_one_run_id(config):
     # `short`, `reduced` and `paper`, the paper's protocol with two seeds (three for t5); table1
     # and fig3 have their sizes under `reduced` too (L = 6, 10 and L = 6, 8, 10) and under
     # `reduced-damped` (L = 10 and L = 8, 10); table1 has 6x6 under `paper-damped-start` too
-    # (seed 0 of each mechanism, seed 1 of t5)
-    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [25, 24, 22, 3]
+    # (seed 0 of each mechanism, seed 1 of t5 and decoupled)
+    assert [len(grid.groups[g]) for g in ("table1", "fig2", "fig3", "fig4")] == [26, 24, 22, 3]
     # 6x6 at J2 = 0.5 and n_l = 4 or 1 is in several groups; positional_probe adds 1 run of its
     # own, query_key_probe 4; sr_probe's 3 runs are fig3's too
-    assert len(grid.runs) == 44 + 1 + 4
+    assert len(grid.runs) == 45 + 1 + 4
     assert set(grid.groups["sr_probe"]) <= set(grid.groups["fig3"])
     shared = grid.runs["L6_J0.5_nl4_t5_s0_short"]
     assert all("L6_J0.5_nl4_t5_s0_short" in grid.groups[g] for g in ("table1", "fig2", "fig3"))
@@ -179,7 +179,7 @@ def test_the_damped_start_protocol_is_paper_with_a_shift_of_1e_2_for_100_steps(c
     grid = build_run_grid(config)
     damped = grid.where(protocol="paper-damped-start")
     assert damped == [f"L6_J0.5_nl4_{m}_s0_paper-damped-start" for m in MECHANISMS] + [
-        "L6_J0.5_nl4_t5_s1_paper-damped-start"]
+        "L6_J0.5_nl4_t5_s1_paper-damped-start", "L6_J0.5_nl4_decoupled_s1_paper-damped-start"]
     for run_id in damped:
         run = grid.runs[run_id]
         paper = grid.runs[run_id.replace("paper-damped-start", "paper")]
