@@ -1,16 +1,17 @@
-"""Every energy per site that README.md or config/config.yaml quotes with its error, as
+"""Every energy per site that README.md, results/README.md (the status of the committed results)
+or config/config.yaml quotes with its error, as
 -0.503275(12), is the rounding of a committed result: a run's summary.json or a row of a committed
 analysis or probe CSV (a column ``X`` beside its ``X_error``); quoted with a relative error
 (-0.503275(12), 1.06e-3), both are one run's, the relative error the tables print. A number
 typed by hand that drifts from the data it reports fails here; the rendered tables
 (results/tables, not committed) are not a source, so the data a fresh clone holds is checked.
-The same holds for the small differences README quotes with their errors, as 4.00(31)e-4: each
+The same holds for the small differences the READMEs quote with their errors, as 4.00(31)e-4: each
 is a committed CSV pair (a freeze cost per site) or two committed runs of one system and depth
 apart, relative to the reference energy, their error bars in quadrature (the agreement spreads).
 The README's at-a-glance table is checked number by number: what it reports as measured here is
 a committed run's relative error or a committed freeze cost, what it reports of the paper is
-the relative error of a Table 1 energy against the reference; its table of seconds per step of
-the 6x6 `paper` runs is the summaries' medians per device."""
+the relative error of a Table 1 energy against the reference; the status's table of seconds per
+step of the 6x6 `paper` runs is the summaries' medians per device."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ RESULTS = REPO / "results"
 QUOTED_ENERGY = re.compile(r"-0\.\d{4,6}\(\d+\)")
 # an energy followed by its relative error against the reference: "-0.503275(12), 1.06e-3"
 QUOTED_ENERGY_AND_ACCURACY = re.compile(r"(-0\.\d{4,6}\(\d+\)), (\d\.\d+e-\d+)")
-DOCUMENTS = ["README.md", "config/config.yaml"]
+DOCUMENTS = ["README.md", "results/README.md", "config/config.yaml"]
+# the documents that report results: each quotes energies with their errors and relative errors
+REPORTING_DOCUMENTS = ["results/README.md", "config/config.yaml"]
+STATUS = "results/README.md"
 # a number in scientific notation without an error, as 1.06e-3 (not the "e-4" of "4.00(31)e-4")
 QUOTED_SCIENTIFIC = re.compile(r"(?<![\d.(])\d\.\d+e-\d+")
 # a difference in scientific notation with its error in the mantissa's last digits: "4.00(31)e-4"
@@ -56,7 +60,7 @@ def committed_runs() -> pd.DataFrame:
 
 @functools.cache
 def document(name: str) -> str:
-    """The text of README.md or config/config.yaml, read once."""
+    """The text of one of DOCUMENTS, read once."""
     return (REPO / name).read_text()
 
 
@@ -158,7 +162,6 @@ def test_every_quoted_energy_is_a_committed_result(document_name):
     energies = committed_energies()
     assert len(energies) > 50  # the committed runs are there to check against
     quoted = sorted(set(QUOTED_ENERGY.findall(document(document_name))) - HISTORICAL)
-    assert quoted
     unmatched = [q for q in quoted if not any(is_rounding_of(q, v, e) for v, e in energies)]
     assert unmatched == []
 
@@ -169,7 +172,6 @@ def test_every_energy_quoted_with_its_accuracy_is_one_run(document_name):
     error against today's reference."""
     runs = committed_runs()
     quoted = QUOTED_ENERGY_AND_ACCURACY.findall(document(document_name))
-    assert quoted
     unmatched = [
         (energy, accuracy) for energy, accuracy in quoted
         if not any(is_rounding_of(energy, run.energy_per_site, run.energy_error)
@@ -179,11 +181,20 @@ def test_every_energy_quoted_with_its_accuracy_is_one_run(document_name):
     assert unmatched == []
 
 
+@pytest.mark.parametrize("document_name", REPORTING_DOCUMENTS)
+def test_the_reporting_documents_quote_energies_to_check(document_name):
+    """The two tests above check something: the status and the config quote energies with their
+    errors, and with their relative errors, in the form the patterns read."""
+    assert len(set(QUOTED_ENERGY.findall(document(document_name))) - HISTORICAL) > 3
+    assert QUOTED_ENERGY_AND_ACCURACY.findall(document(document_name))
+
+
 def test_every_quoted_difference_is_two_committed_runs_apart_or_a_committed_cost():
     """'4.00(31)e-4 apart': two committed runs of one system and depth, relative to the reference;
     '+2.39(9)e-3 per site': a committed CSV pair (a freeze cost)."""
     differences = committed_differences()
-    quoted = sorted(set(QUOTED_DIFFERENCE.findall(document("README.md"))))
+    quoted = sorted({q for name in ["README.md", STATUS]
+                     for q in QUOTED_DIFFERENCE.findall(document(name))})
     assert len(quoted) > 10  # the agreement spreads and the freeze costs are there
     unmatched = [q for q in quoted
                  if not any(is_rounding_of_difference(q, v, e) for v, e in differences)]
@@ -220,14 +231,14 @@ STEP_TIME_DEVICES = {
     "one H100": "NVIDIA H100 80GB HBM3 x1", "two H100s": "NVIDIA H100 80GB HBM3 x2",
     "one H200": "NVIDIA H200 x1", "two H200s": "NVIDIA H200 x2",
 }
-"""The README's step-time columns and the device names the summaries record."""
+"""The status's step-time columns and the device names the summaries record."""
 
 
 def test_the_quoted_seconds_per_step_are_the_summaries():
-    """README's seconds per step of the 6x6 `paper` runs, per mechanism and device: the
+    """The status's seconds per step of the 6x6 `paper` runs, per mechanism and device: the
     summaries' medians (``training_seconds_per_step``) of the seeds that ran there, each rounded
     as quoted, and '-' where no seed ran on that device."""
-    header, *rows = markdown_table(document("README.md"), "| seconds per step |")
+    header, *rows = markdown_table(document(STATUS), "| seconds per step |")
     header = header[1:]
     assert header == list(STEP_TIME_DEVICES)
     runs = committed_runs()
