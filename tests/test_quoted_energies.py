@@ -33,10 +33,11 @@ RESULTS = REPO / "results"
 QUOTED_ENERGY = re.compile(r"-0\.\d{4,6}\(\d+\)")
 # an energy followed by its relative error against the reference: "-0.503275(12), 1.06e-3"
 QUOTED_ENERGY_AND_ACCURACY = re.compile(r"(-0\.\d{4,6}\(\d+\)), (\d\.\d+e-\d+)")
-DOCUMENTS = ["README.md", "results/README.md", "config/config.yaml"]
+STATUS = "results/README.md"  # the status of the committed results, beside them
+READMES = ["README.md", STATUS]
+DOCUMENTS = [*READMES, "config/config.yaml"]
 # the documents that report results: each quotes energies with their errors and relative errors
-REPORTING_DOCUMENTS = ["results/README.md", "config/config.yaml"]
-STATUS = "results/README.md"
+REPORTING_DOCUMENTS = [STATUS, "config/config.yaml"]
 # a number in scientific notation without an error, as 1.06e-3 (not the "e-4" of "4.00(31)e-4")
 QUOTED_SCIENTIFIC = re.compile(r"(?<![\d.(])\d\.\d+e-\d+")
 # a difference in scientific notation with its error in the mantissa's last digits: "4.00(31)e-4"
@@ -193,8 +194,7 @@ def test_every_quoted_difference_is_two_committed_runs_apart_or_a_committed_cost
     """'4.00(31)e-4 apart': two committed runs of one system and depth, relative to the reference;
     '+2.39(9)e-3 per site': a committed CSV pair (a freeze cost)."""
     differences = committed_differences()
-    quoted = sorted({q for name in ["README.md", STATUS]
-                     for q in QUOTED_DIFFERENCE.findall(document(name))})
+    quoted = sorted({q for name in READMES for q in QUOTED_DIFFERENCE.findall(document(name))})
     assert len(quoted) > 10  # the agreement spreads and the freeze costs are there
     unmatched = [q for q in quoted
                  if not any(is_rounding_of_difference(q, v, e) for v, e in differences)]
